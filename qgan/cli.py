@@ -1,0 +1,39 @@
+"""The `qgan` command: `qgan data ...` (dataset tools) and `qgan train ...` (one trial).
+
+Each sub-command module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+Errors a user can fix (bad input files, bad values) are raised as ValueError / FileNotFoundError and printed
+here as one line, with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qgan", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    from qgan.data import cli as data_cli
+
+    data_cli.register(sub)
+    from qgan import train_cli
+
+    train_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"qgan: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qgan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""`python -m analysis RUN_DIR [--out DIR]`: a run's trials -> Parquet tables, statistics, figures, report.md.
+
+Outputs (all written atomically under OUT, default RUN_DIR/analysis): trials.parquet, epochs.parquet,
+improvement.parquet, pairs.parquet, winrate.parquet, figures/*.png|pdf, report.md. Schemas: docs/analysis.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import schema
+from .collect import collect
+from .improvement import ALIASES, improvement_table
+from .winrate import winrate_table
+
+LIST_TYPES = {"list<int64>": pa.list_(pa.int64()), "list<float64>": pa.list_(pa.float64())}
+
+
+def write_parquet(df: pd.DataFrame, path: Path, table: str | None = None) -> Path:
+    """Write `df` to `path` atomically (temp file + os.replace); list columns get their schema type."""
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    if table is not None:
+        for name, dt, _ in schema.TABLES[table]:
+            if dt in LIST_TYPES and name in t.column_names:
+                i = t.column_names.index(name)
+                col = pa.array([list(v) if v is not None else None for v in df[name].tolist()], type=LIST_TYPES[dt])
+                t = t.set_column(i, pa.field(name, LIST_TYPES[dt]), col)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        pq.write_table(t, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_text(text: str, path: Path) -> Path:
+    """Write text atomically."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _series_fields(improvement: pd.DataFrame) -> list[str]:
+    """Fields other than phase/n that vary among paired settings (series of the RI-vs-n figure)."""
+    paired = improvement[improvement["pair_status"] == "paired"]
+    skip = set(schema.fixed_columns("improvement.parquet")) | {"phase", "n", "model"}
+    out = []
+    for c in paired.columns:
+        if c in skip:
+            continue
+        if paired[c].astype(str).nunique(dropna=False) > 1:
+            out.append(c)
+    # training size first, like the paper's Fig. 4
+    return sorted(out, key=lambda c: (c != "train_size", c not in ALIASES, c))
+
+
+def run_analysis(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, resamples: int = 10000,
+                 confidence: float = 0.95, seed: int = 0, figures: bool = True, montage_samples: int = 4,
+                 progress: bool = True, ignore_fields: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Analyse one run; returns {"files": [paths], "trials": n, "usable": n, "paired": n, "seconds": s}.
+
+    Raises FileNotFoundError (no run / no trial folder) or ValueError (no usable trial, bad options)."""
+    t0 = time.perf_counter()
+    if resamples < 0:
+        raise ValueError(f"--bootstrap must be >= 0, got {resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"--confidence must lie in (0, 1), got {confidence}")
+    run = Path(run_dir)
+    out = Path(out_dir) if out_dir is not None else run / "analysis"
+    col = collect(run, exclude=out, progress=progress, extra_ignored=tuple(ignore_fields))
+    t = col.trials
+    if not t["usable"].any():
+        counts = t["status"].value_counts().to_dict()
+        first = t["problem"].dropna().astype(str).head(3).tolist()
+        raise ValueError(f"no completed trial in {str(run)!r}: {len(t)} trial folder(s) "
+                         f"({', '.join(f'{v} {k}' for k, v in counts.items())}); e.g. {'; '.join(first)}")
+    out.mkdir(parents=True, exist_ok=True)
+    files = [write_parquet(t, out / "trials.parquet", "trials.parquet"),
+             write_parquet(col.epochs, out / "epochs.parquet", "epochs.parquet")]
+    imp, pairs, notes = improvement_table(col, resamples=resamples, confidence=confidence, seed=seed,
+                                          extra_ignored=tuple(ignore_fields))
+    win = winrate_table(imp, pairs, confidence)
+    files += [write_parquet(imp, out / "improvement.parquet", "improvement.parquet"),
+              write_parquet(pairs, out / "pairs.parquet", "pairs.parquet"),
+              write_parquet(win, out / "winrate.parquet", "winrate.parquet")]
+    notes = col.warnings + notes
+    figs: dict[str, list[Path]] = {}
+    if figures:
+        from .figures import make_figures
+
+        prog = None
+        if progress and len(imp) >= 10:
+            from tqdm import tqdm
+
+            prog = lambda rows: tqdm(rows, desc="figures", unit="setting")
+        figs, fig_notes = make_figures(t, col.epochs, imp, run, out, _series_fields(imp), montage_samples, prog)
+        notes += fig_notes
+        files += [p for v in figs.values() for p in v]
+    from .report import write_report
+
+    seconds = time.perf_counter() - t0
+    text = write_report(out / "report.md", run, t, imp, win, figs, notes, seconds, resamples, confidence)
+    files.append(write_text(text, out / "report.md"))
+    return {"files": files, "trials": len(t), "usable": int(t["usable"].sum()),
+            "paired": int((imp["pair_status"] == "paired").sum()), "unpaired": int((imp["pair_status"] != "paired").sum()),
+            "seconds": time.perf_counter() - t0, "out": out}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="run directory (trial folders with config.json + summary.json anywhere below)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default RUN_DIR/analysis)")
+    p.add_argument("--bootstrap", type=int, default=10000, metavar="N", help="bootstrap resamples for the RI CI (default 10000)")
+    p.add_argument("--confidence", type=float, default=0.95, metavar="C", help="confidence level of CIs (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap generator (default 0)")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    p.add_argument("--montage-samples", type=int, default=4, metavar="K", help="images per model in the montages (0: none)")
+    p.add_argument("--ignore-field", action="append", default=[], metavar="NAME",
+                   help="treat config field NAME as QCBM-only when pairing (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no summary line")
+
+
+def handler(args: argparse.Namespace) -> int:
+    res = run_analysis(args.run_dir, args.out, resamples=args.bootstrap, confidence=args.confidence,
+                       seed=args.seed, figures=not args.no_figures, montage_samples=args.montage_samples,
+                       progress=not args.quiet, ignore_fields=tuple(args.ignore_field))
+    if not args.quiet:
+        print(f"analysis: {res['trials']} trials ({res['usable']} usable), {res['paired']} paired and "
+              f"{res['unpaired']} unpaired settings; {len(res['files'])} files in {res['out']} "
+              f"({res['seconds']:.1f} s); see {Path(res['out']) / 'report.md'}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the `analyze` sub-command to the `qgan` dispatcher."""
+    p = subparsers.add_parser("analyze", help="turn a run directory into tables, statistics, figures and a report",
+                              description=__doc__.splitlines()[0])
+    add_arguments(p)
+    p.set_defaults(func=handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return handler(args)
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"analysis: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("analysis: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,231 @@
+"""Channel statistics of maps and datasets, and the synthetic-vs-real calibration table.
+
+Statistics of one orientation map (all on the map's own pixel grid):
+
+- ``kam_mean``, ``kam_q50``, ``kam_q90``: KAM channel (deg, 0..3) over indexed pixels
+- ``grod_mean``: mean misorientation of a pixel to its grain's mean orientation (deg; grains >= 5 px)
+- ``ks_share5``: share of neighbouring BCC|BCC grain pairs (both grains >= 5 px) within 5 deg of a KS
+  inter-variant misorientation; ``ks_median``: their median deviation (deg)
+- ``noise_frac``: share of unindexed pixels; ``fcc_frac``: share of FCC pixels
+- ``grain_px``: median size (px) of BCC grains >= 5 px (laths/blocks in bainite)
+- ``iq_contrast``: mean stretched IQ on grain-boundary pixels / mean on interior pixels (>= 2 px inside)
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+import os
+
+import numpy as np
+from scipy import ndimage
+
+from .channels import SCALE, channels, pair_ks_deviation, segment_grains
+from .io import BCC, FCC, OrientationMap, load_map
+from .orientation import misorientation_angle, CUBIC_SYMMETRY, quat_multiply
+
+MIN_STAT_GRAIN_PX = 5
+
+STAT_NAMES = ["kam_mean", "kam_q50", "kam_q90", "grod_mean", "ks_share5", "ks_median", "noise_frac",
+              "fcc_frac", "grain_px", "iq_contrast"]
+
+# tolerance per statistic: (kind, value); kind "rel" = fraction of the real value, "abs" = absolute units
+TOLERANCES = {
+    "kam_mean": ("rel", 0.30), "kam_q50": ("rel", 0.30), "kam_q90": ("rel", 0.30), "grod_mean": ("rel", 0.40),
+    "ks_share5": ("abs", 0.10), "ks_median": ("abs", 1.5), "noise_frac": ("abs", 0.03), "fcc_frac": ("abs", 0.08),
+    "grain_px": ("rel", 0.40), "iq_contrast": ("abs", 0.10),
+}
+UNITS = {"kam_mean": "deg", "kam_q50": "deg", "kam_q90": "deg", "grod_mean": "deg", "ks_share5": "",
+         "ks_median": "deg", "noise_frac": "", "fcc_frac": "", "grain_px": "px", "iq_contrast": ""}
+
+REAL_MAPS = {
+    "ferrite": ["mtex_DC06_2uniax.ang", "mtex_aachen_iron_sq.ang"],
+    "bainite": ["pyebsd_ADI_bcc_fcc_cropped.ang"],
+}
+
+
+def _grod(omap: OrientationMap, grains) -> float:
+    lab = grains.labels.ravel()
+    ok = lab >= 0
+    ok &= grains.size[np.maximum(lab, 0)] >= MIN_STAT_GRAIN_PX
+    if not ok.any():
+        return float("nan")
+    q = omap.quat.reshape(-1, 4)[ok]
+    ref = grains.mean_quat[lab[ok]]
+    # angle to the closest symmetry equivalent of the grain mean: max_s |(s q) . ref|
+    w = np.abs(np.einsum("nkc,nc->nk", quat_multiply(CUBIC_SYMMETRY[None], q[:, None]), ref)).max(axis=1)
+    return float(np.degrees(2 * np.arccos(np.clip(w, 0, 1))).mean())
+
+
+def map_statistics(omap: OrientationMap) -> dict:
+    """Channel statistics of one map (see the module docstring)."""
+    from .channels import neighbour_angles
+
+    nb = neighbour_angles(omap)
+    grains = segment_grains(omap, nb=nb)
+    ch = channels(omap, grains, nb)
+    indexed = omap.phase > 0
+    kam = ch[2][indexed]
+    dev, kind = pair_ks_deviation(grains)
+    big = (grains.size[grains.pairs[:, 0]] >= MIN_STAT_GRAIN_PX) & (grains.size[grains.pairs[:, 1]] >= MIN_STAT_GRAIN_PX) \
+        if len(grains.pairs) else np.zeros(0, bool)
+    bb = (kind == 1) & big
+    bcc_sizes = grains.size[(grains.phase == BCC) & (grains.size >= MIN_STAT_GRAIN_PX)]
+    lab = grains.labels
+    pad = np.pad(lab, 1, mode="edge")
+    boundary = np.zeros(lab.shape, bool)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        boundary |= pad[1 + dy:pad.shape[0] - 1 + dy, 1 + dx:pad.shape[1] - 1 + dx] != lab
+    dist = ndimage.distance_transform_edt(~boundary)
+    iq = ch[0]
+    b_iq = iq[boundary & indexed]
+    i_iq = iq[(dist >= 2) & indexed]
+    return {
+        "kam_mean": float(kam.mean()) if kam.size else float("nan"),
+        "kam_q50": float(np.quantile(kam, 0.5)) if kam.size else float("nan"),
+        "kam_q90": float(np.quantile(kam, 0.9)) if kam.size else float("nan"),
+        "grod_mean": _grod(omap, grains),
+        "ks_share5": float((dev[bb] < 5).mean()) if bb.any() else float("nan"),
+        "ks_median": float(np.median(dev[bb])) if bb.any() else float("nan"),
+        "noise_frac": float((omap.phase == 0).mean()),
+        "fcc_frac": float((omap.phase == FCC).mean()),
+        "grain_px": float(np.median(bcc_sizes)) if bcc_sizes.size else float("nan"),
+        "iq_contrast": float(b_iq.mean() / i_iq.mean()) if b_iq.size and i_iq.size and i_iq.mean() > 0 else float("nan"),
+        "n_pairs": int(bb.sum()),
+        "n_grains": int(grains.n),
+    }
+
+
+def dataset_statistics(ds) -> dict:
+    """Statistics of a dataset's uint8 patches (physical units): per-channel means and KAM/KS summaries."""
+    phys = ds.images.astype(np.float32) / SCALE.reshape(1, 5, 1, 1)
+    phase = np.rint(phys[:, 1])
+    indexed = phase > 0
+    kam = phys[:, 2][indexed]
+    ks = phys[:, 3]
+    ks_av = ks[ks < 19.5]
+    mask_px = (phys[:, 4] > 0.5).sum(axis=(1, 2))
+    out = {"images": len(ds), "labels": ", ".join(f"{k}:{int(v)}" for k, v in zip(*np.unique(ds.labels, return_counts=True)))}
+    out.update({
+        "iq_mean": float(phys[:, 0].mean()),
+        "noise_frac": float((phase == 0).mean()),
+        "bcc_frac": float((phase == 1).mean()),
+        "fcc_frac": float((phase == 2).mean()),
+        "kam_mean": float(kam.mean()) if kam.size else float("nan"),
+        "kam_q50": float(np.quantile(kam, 0.5)) if kam.size else float("nan"),
+        "kam_q90": float(np.quantile(kam, 0.9)) if kam.size else float("nan"),
+        "ks_available_frac": float((ks < 19.5).mean()),
+        "ks_median_available": float(np.median(ks_av)) if ks_av.size else float("nan"),
+        "central_grain_px_median": float(np.median(mask_px)),
+    })
+    return out
+
+
+def format_stats(name: str, stats: dict) -> str:
+    lines = [f"{name}"]
+    for k, v in stats.items():
+        lines.append(f"  {k:24s} {v:.4g}" if isinstance(v, float) else f"  {k:24s} {v}")
+    return "\n".join(lines)
+
+
+def shared_ebsd_dir(shared_dir: str | None = None) -> str:
+    """Folder of the real maps: argument, ``$QGAN_SHARED_DIR/data/ebsd``, or ``<repo>/../shared/data/ebsd``."""
+    if shared_dir:
+        return shared_dir
+    env = os.environ.get("QGAN_SHARED_DIR")
+    if env:
+        return os.path.join(env, "data", "ebsd")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(os.path.dirname(repo), "shared", "data", "ebsd")
+
+
+def synthetic_statistics(phase: str, n_maps: int = 6, seed: int = 0, params=None, progress: bool = False) -> dict:
+    """Statistics averaged over ``n_maps`` synthetic maps (the same maps ``synth_patches`` draws first)."""
+    from .synthetic import _map_rng, params_for, synthesize_map
+
+    p = params_for(phase) if params is None else params
+    per = []
+    it = range(n_maps)
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, desc=f"calibrate {phase}", unit="map")
+    for i in it:
+        per.append(map_statistics(synthesize_map(phase, _map_rng(phase, seed, i), p)))
+    return {k: float(np.nanmean([s[k] for s in per])) for k in STAT_NAMES}
+
+
+def _within(syn: float, reals: list[float], kind: str, tol: float) -> tuple[bool, float]:
+    target = float(np.mean(reals))
+    allowed = tol * abs(target) if kind == "rel" else tol
+    if np.isnan(syn) or np.isnan(target):
+        return False, allowed
+    ok = abs(syn - target) <= allowed + 1e-12 or (len(reals) > 1 and min(reals) <= syn <= max(reals))
+    return bool(ok), allowed
+
+
+def calibration_table(shared_dir: str | None = None, n_maps: int = 6, seed: int = 0, progress: bool = False,
+                      phases=("ferrite", "bainite"), params: dict | None = None) -> list[dict]:
+    """Rows (phase, statistic, synthetic value, real values per map, target, tolerance, pass).
+
+    Target = mean of the real maps of that phase; a row passes when the synthetic value lies within the
+    tolerance of the target, or (several real maps) inside the range the real maps span.
+    """
+    d = shared_ebsd_dir(shared_dir)
+    rows = []
+    for phase in phases:
+        real = {}
+        for f in REAL_MAPS[phase]:
+            path = os.path.join(d, f)
+            real[f] = map_statistics(load_map(path))
+        syn = synthetic_statistics(phase, n_maps, seed, None if params is None else params.get(phase), progress)
+        for k in STAT_NAMES:
+            if phase == "ferrite" and k == "fcc_frac":
+                continue
+            vals = [real[f][k] for f in real]
+            kind, tol = TOLERANCES[k]
+            ok, allowed = _within(syn[k], vals, kind, tol)
+            rows.append({"phase": phase, "statistic": k, "unit": UNITS[k], "synthetic": syn[k],
+                         "real": {f: real[f][k] for f in real}, "target": float(np.mean(vals)),
+                         "tolerance": f"±{tol:.0%}" if kind == "rel" else f"±{tol:g}", "allowed": allowed,
+                         "pass": ok})
+    return rows
+
+
+def format_table(rows: list[dict], markdown: bool = True) -> str:
+    """Markdown table of the calibration rows."""
+    out = ["| phase | statistic | unit | synthetic | real maps | target (mean) | tolerance | pass |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        reals = "; ".join(f"{os.path.splitext(f)[0]}: {v:.3g}" for f, v in r["real"].items())
+        out.append(f"| {r['phase']} | {r['statistic']} | {r['unit']} | {r['synthetic']:.3g} | {reals} | "
+                   f"{r['target']:.3g} | {r['tolerance']} | {'pass' if r['pass'] else 'FAIL'} |")
+    n_ok = sum(r["pass"] for r in rows)
+    out.append("")
+    out.append(f"{n_ok}/{len(rows)} rows within tolerance")
+    return "\n".join(out)
+
+
+def write_table(rows: list[dict], path: str) -> None:
+    """Write the table as Markdown (.md) or CSV (.csv), atomically."""
+    import tempfile
+
+    if path.lower().endswith(".csv"):
+        buf = _io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["phase", "statistic", "unit", "synthetic", "real_map", "real_value", "target", "tolerance", "pass"])
+        for r in rows:
+            for f, v in r["real"].items():
+                w.writerow([r["phase"], r["statistic"], r["unit"], f"{r['synthetic']:.6g}", f, f"{v:.6g}",
+                            f"{r['target']:.6g}", r["tolerance"], r["pass"]])
+        text = buf.getvalue()
+    else:
+        text = format_table(rows) + "\n"
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

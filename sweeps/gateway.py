@@ -1,0 +1,748 @@
+"""The QPU gateway: one named Ray actor per campaign owns the IonQ connection and every job of the campaign.
+
+Trials never talk to the API. They hand the gateway a *request* (a batch of parameter vectors + shots, identified
+by a deterministic request key) through `GatewayBackend`, a `qgan.quantum.Backend`; the gateway builds one native
+circuit per vector (`Ansatz.to_native`), and submits each as one IonQ job under these rules:
+
+- **FIFO**: jobs are submitted in the order their requests arrived, whichever trial sent them (no starvation).
+- **Rate limit**: at most `max_jobs_per_period` submission attempts in any window of `period_s` seconds (a sliding
+  window, stricter than a refilling bucket: it never bursts past the limit); attempts are timestamped in the
+  ledger, so the limit holds across a gateway restart too.
+- **In-flight cap**: at most `max_in_flight` jobs submitted and not yet finished.
+- **Budget**: shots and estimated cost (price per 1-qubit and 2-qubit gate-shot + per job) are reserved when a
+  request is admitted; a request that would exceed either budget is refused whole, and the trial's backend raises
+  `BudgetExceeded` (nothing of that request is submitted).
+- **Retries**: 429 and 5xx (and connection errors) are retried with exponential backoff and jitter, never sooner
+  than ``Retry-After``; a 429 pauses all submissions (the limit is per account).
+- **Durable ledger** (append-only JSON lines, fsync'd, ``<ledger_dir>/ledger.jsonl``): the request and one
+  ``intent`` per job (with its circuit) are written before anything is submitted; an ``attempt`` before every POST;
+  ``submitted`` with the remote id right after; ``result`` with the counts at the end. A restarted gateway
+  (Ray restarts the actor: ``max_restarts=-1``, ``max_task_retries=-1``) replays the ledger: jobs with an id are
+  polled again, never resubmitted; a job with an attempt but no id (the POST may or may not have reached the API)
+  is first looked up by its client-side job name on the API and adopted if found; requests already answered are
+  answered again from the ledger. A caller that retries a request (same key) after a restart gets the original
+  jobs' results.
+- **Secrets**: the token comes from ``$IONQ_API_KEY`` in the actor's environment; it is never written to the
+  ledger, logs, results or exception messages (all messages go through `qgan.quantum.ionq.scrub`).
+
+Job names are ``<campaign>.<run>/<request key>/<index>`` where ``run`` is a random id fixed when the ledger is
+created (so a re-run of a campaign under a fresh ledger cannot adopt the previous run's jobs).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from qgan.quantum.backends import Backend
+from qgan.quantum.ionq import (
+    IonQConnection,
+    IonQHTTPError,
+    backoff_delay,
+    circuit_from_ionq_json,
+    circuit_hash,
+    circuit_to_ionq_json,
+    expand_counts,
+    gate_counts,
+    qiskit_call,
+    qpu_seconds,
+    scrub,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "qgan-qpu"
+FINAL = ("completed", "failed", "canceled")
+
+
+class BudgetExceeded(RuntimeError):
+    """A request would push the campaign past its shot or cost budget; nothing of it was submitted."""
+
+
+class QPUJobFailed(RuntimeError):
+    """A QPU job of the request failed, was canceled, or could not be submitted (fatal API error)."""
+
+
+@dataclass
+class GatewayConfig:
+    """Everything a gateway needs; plain values so that Ray can ship it and restart the actor with it.
+
+    ledger_dir: a POSIX directory on the run's storage (shared if the actor may move between nodes).
+    url: API base with version prefix (None: $IONQ_API_URL or IonQ's public v0.4 URL). backend: API backend name.
+    max_jobs_per_period / period_s: the rate limit (e.g. 10 per 60 s; tests use a 2 s window).
+    budget_shots / budget_cost: None = unlimited. Prices in the account's currency per gate-shot / per job.
+    """
+
+    campaign: str
+    ledger_dir: str
+    url: str | None = None
+    backend: str = "qpu.aria-2"
+    noise_model: str | None = None
+    max_jobs_per_period: int = 10
+    period_s: float = 60.0
+    max_in_flight: int = 4
+    budget_shots: int | None = None
+    budget_cost: float | None = None
+    price_1q_gate_shot: float = 0.000220
+    price_2q_gate_shot: float = 0.000975
+    price_per_job: float = 0.0
+    poll_interval_s: float = 2.0
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 120.0
+    max_submit_attempts: int = 30
+    http_timeout_s: float = 30.0
+
+    def __post_init__(self):
+        if not self.campaign or any(c in self.campaign for c in "/ \t\n"):
+            raise ValueError(f"campaign name {self.campaign!r} must be non-empty without '/' or spaces")
+        if "://" in str(self.ledger_dir):
+            raise ValueError(f"ledger_dir must be a local or mounted POSIX path, not a URI: {self.ledger_dir}")
+        if self.max_jobs_per_period < 1 or self.period_s <= 0:
+            raise ValueError("the rate limit needs max_jobs_per_period >= 1 and period_s > 0")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        if self.budget_shots is not None and self.budget_shots < 0:
+            raise ValueError("budget_shots must be >= 0")
+        if self.budget_cost is not None and self.budget_cost < 0:
+            raise ValueError("budget_cost must be >= 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def job_cost(self, n1q: int, n2q: int, shots: int) -> float:
+        """Estimated price of one job: shots x (n1q x price_1q + n2q x price_2q) + price_per_job."""
+        return shots * (n1q * self.price_1q_gate_shot + n2q * self.price_2q_gate_shot) + self.price_per_job
+
+
+def actor_name(campaign: str) -> str:
+    return f"qpu-gateway-{campaign}"
+
+
+# ------------------------------------------------------------------------------------------------ ledger
+class Ledger:
+    """Append-only JSON-lines file; each `append` is flushed and fsync'd before it returns."""
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self._lock = threading.Lock()
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def append(self, *records: dict) -> None:
+        lines = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in records)
+        with self._lock:
+            self._fh.write(lines)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+    @staticmethod
+    def read(path: str) -> list[dict]:
+        """All complete records; a torn last line (crash mid-write) is ignored."""
+        if not os.path.exists(path):
+            return []
+        out = []
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ state
+@dataclass
+class _Job:
+    name: str
+    request: str
+    index: int
+    shots: int
+    qubits: int
+    circuit: list
+    n1q: int
+    n2q: int
+    cost: float
+    t_intent: float
+    state: str = "queued"        # queued | uncertain | submitted | completed | failed | canceled
+    remote_id: str | None = None
+    attempts: int = 0
+    counts: dict | None = None
+    reason: str | None = None
+    next_poll: float = 0.0
+    poll_failures: int = 0
+
+
+@dataclass
+class _Request:
+    key: str
+    trial: str
+    jobs: list[str]
+    shots: int
+    t: float
+
+
+class SlidingWindowLimiter:
+    """At most `limit` events in any half-open window of `period` seconds (wall clock)."""
+
+    def __init__(self, limit: int, period: float, history: list[float] = ()):
+        self.limit, self.period = int(limit), float(period)
+        self.times: deque[float] = deque(sorted(history)[-self.limit:], maxlen=self.limit)
+
+    def next_free(self, now: float) -> float:
+        if len(self.times) < self.limit:
+            return now
+        return max(now, self.times[0] + self.period)
+
+    def record(self, t: float) -> None:
+        self.times.append(t)
+
+
+class QPUGateway:
+    """The gateway logic (plain Python; `start_gateway` wraps it in a Ray actor). See the module docstring.
+
+    connection_factory: builds the API connection (default: `IonQConnection` from the config); tests may inject.
+    """
+
+    def __init__(self, config: GatewayConfig | dict, connection_factory: Callable[[], Any] | None = None):
+        self.config = config if isinstance(config, GatewayConfig) else GatewayConfig(**config)
+        cfg = self.config
+        self._conn_factory = connection_factory or (lambda: IonQConnection(
+            url=cfg.url, backend=cfg.backend, noise_model=cfg.noise_model, timeout=cfg.http_timeout_s))
+        self._conn = self._conn_factory()
+        self._cv = threading.Condition()
+        self._jobs: dict[str, _Job] = {}
+        self._requests: dict[str, _Request] = {}
+        self._queue: deque[str] = deque()
+        self._pause_until = 0.0
+        self._stop = threading.Event()
+        self._rng = random.Random()
+        self.stats = {"resumed_polling": 0, "reconciled_found": 0, "reconciled_missing": 0, "retries_429": 0,
+                      "retries_5xx": 0, "submitted": 0, "refused": 0, "restarts": 0}
+        self.ledger_path = os.path.join(cfg.ledger_dir, "ledger.jsonl")
+        records = Ledger.read(self.ledger_path)
+        self.ledger = Ledger(self.ledger_path)
+        self.run_id = self._replay(records)
+        self._threads = [threading.Thread(target=self._guard(self._dispatch_loop), name="gw-dispatch", daemon=True),
+                         threading.Thread(target=self._guard(self._poll_loop), name="gw-poll", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    # ---------------------------------------------------------------------------------------------- replay
+    def _replay(self, records: list[dict]) -> str:
+        run_id = None
+        attempts: list[float] = []
+        for r in records:
+            kind = r.get("type")
+            if kind == "header":
+                run_id = r["run"]
+                if r.get("campaign") != self.config.campaign:
+                    raise ValueError(f"ledger {self.ledger_path} belongs to campaign {r.get('campaign')!r}, "
+                                     f"not {self.config.campaign!r}")
+            elif kind == "start":
+                self.stats["restarts"] += 1
+            elif kind == "request":
+                self._requests[r["key"]] = _Request(r["key"], r["trial"], list(r["jobs"]), int(r["shots"]), r["t"])
+            elif kind == "intent":
+                self._jobs[r["job"]] = _Job(r["job"], r["request"], int(r["index"]), int(r["shots"]),
+                                            int(r["qubits"]), r["circuit"], int(r["n1q"]), int(r["n2q"]),
+                                            float(r["cost"]), float(r["t"]))
+            elif kind == "attempt":
+                attempts.append(float(r["t"]))
+                if r["job"] in self._jobs and self._jobs[r["job"]].state == "queued":
+                    self._jobs[r["job"]].state = "uncertain"
+            elif kind == "not_found":
+                if r["job"] in self._jobs and self._jobs[r["job"]].state == "uncertain":
+                    self._jobs[r["job"]].state = "queued"
+            elif kind == "submitted":
+                attempts.append(float(r["t"]))  # when the POST returned (the limiter's reference point)
+                job = self._jobs.get(r["job"])
+                if job is not None:
+                    job.state, job.remote_id = "submitted", r["id"]
+            elif kind == "result":
+                job = self._jobs.get(r["job"])
+                if job is not None:
+                    job.state = r["status"]
+                    job.counts = {int(k): int(v) for k, v in (r.get("counts") or {}).items()}
+                    job.reason = r.get("reason")
+        # A POST cut short by the crash may have reached the server at any time up to now.
+        now = time.time()
+        attempts += [now for j in self._jobs.values() if j.state == "uncertain"]
+        self._limiter = SlidingWindowLimiter(self.config.max_jobs_per_period, self.config.period_s, attempts)
+        if run_id is not None:
+            self.stats["restarts"] += 1
+        if run_id is None:
+            run_id = uuid.uuid4().hex[:8]
+            self.ledger.append({"type": "header", "campaign": self.config.campaign, "run": run_id,
+                                "t": time.time(), "version": 1})
+        else:
+            self.ledger.append({"type": "start", "t": time.time(), "pid": os.getpid()})
+        # Requeue unfinished work in the original (intent) order; submitted jobs go back to polling.
+        for job in sorted(self._jobs.values(), key=lambda j: (j.t_intent, j.request, j.index)):
+            if job.state in ("queued", "uncertain"):
+                self._queue.append(job.name)
+            elif job.state == "submitted":
+                self.stats["resumed_polling"] += 1
+        return run_id
+
+    # ---------------------------------------------------------------------------------------------- API
+    def ping(self) -> dict:
+        """Process id and run id (tests use the pid to SIGKILL the actor)."""
+        return {"pid": os.getpid(), "run": self.run_id}
+
+    def submit(self, key: str, trial: str, shots: int, ansatz: dict | None = None,
+               thetas: list | None = None, circuits: list | None = None, qubits: int | None = None) -> dict:
+        """Admit a request (idempotent by `key`) and return its status (see `wait`).
+
+        Either `ansatz` ({"n", "layers", "connectivity"}) + `thetas` (B x P floats), built with
+        `Ansatz.to_native`, or `circuits` (IonQ JSON instruction lists) + `qubits`.
+        """
+        with self._cv:
+            if key in self._requests:
+                return self._status_locked(key)
+        shots = int(shots)
+        if shots < 1:
+            raise ValueError("shots must be >= 1")
+        built = self._build(ansatz, thetas, circuits, qubits)
+        cfg = self.config
+        now = time.time()
+        with self._cv:
+            if key in self._requests:
+                return self._status_locked(key)
+            need_shots = shots * len(built)
+            need_cost = sum(cfg.job_cost(n1, n2, shots) for _, _, n1, n2 in built)
+            used_shots, used_cost = self._used_locked()
+            reason = None
+            if cfg.budget_shots is not None and used_shots + need_shots > cfg.budget_shots:
+                reason = (f"shot budget exhausted: request needs {need_shots} shots, {used_shots} of "
+                          f"{cfg.budget_shots} already committed")
+            elif cfg.budget_cost is not None and used_cost + need_cost > cfg.budget_cost + 1e-9:
+                reason = (f"cost budget exhausted: request needs {need_cost:.2f}, {used_cost:.2f} of "
+                          f"{cfg.budget_cost:.2f} already committed")
+            if reason:
+                self.stats["refused"] += 1
+                self.ledger.append({"type": "refused", "request": key, "trial": trial, "reason": reason, "t": now})
+                return {"status": "budget_exceeded", "reason": reason}
+            names = [f"{cfg.campaign}.{self.run_id}/{key}/{i}" for i in range(len(built))]
+            recs: list[dict] = [{"type": "request", "key": key, "trial": trial, "jobs": names, "shots": shots,
+                                 "t": now}]
+            jobs = []
+            for i, (instr, nq, n1, n2) in enumerate(built):
+                job = _Job(names[i], key, i, shots, nq, instr, n1, n2, cfg.job_cost(n1, n2, shots), now)
+                jobs.append(job)
+                recs.append({"type": "intent", "job": job.name, "request": key, "trial": trial, "index": i,
+                             "hash": circuit_hash(instr, nq, shots), "shots": shots, "qubits": nq, "n1q": n1,
+                             "n2q": n2, "cost": job.cost, "circuit": instr, "t": now})
+            self.ledger.append(*recs)  # durable before anything is queued
+            self._requests[key] = _Request(key, trial, names, shots, now)
+            for job in jobs:
+                self._jobs[job.name] = job
+                self._queue.append(job.name)
+            self._cv.notify_all()
+            return self._status_locked(key)
+
+    def wait(self, key: str, timeout: float = 5.0) -> dict:
+        """Block up to `timeout` s for request `key`; returns ``{"status": "pending" | "completed" | "failed" |
+        "unknown", "counts": [{index: count}, ...] (when completed), "reason": str (when failed)}``."""
+        deadline = time.monotonic() + max(0.0, float(timeout))
+        with self._cv:
+            while True:
+                st = self._status_locked(key)
+                left = deadline - time.monotonic()
+                if st["status"] != "pending" or left <= 0:
+                    return st
+                self._cv.wait(min(left, 1.0))
+
+    def status(self) -> dict:
+        """Campaign-level summary: budget use, job states, counters."""
+        with self._cv:
+            used_shots, used_cost = self._used_locked()
+            states: dict[str, int] = {}
+            for j in self._jobs.values():
+                states[j.state] = states.get(j.state, 0) + 1
+            return {"campaign": self.config.campaign, "run": self.run_id, "used_shots": used_shots,
+                    "used_cost": round(used_cost, 6), "budget_shots": self.config.budget_shots,
+                    "budget_cost": self.config.budget_cost, "jobs": states, "requests": len(self._requests),
+                    "queued": len(self._queue), "in_flight": self._in_flight_locked(), "stats": dict(self.stats),
+                    "qpu_seconds": sum(qpu_seconds(j.n1q, j.n2q, j.shots) for j in self._jobs.values())}
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join(timeout=10)
+        self.ledger.close()
+
+    # ---------------------------------------------------------------------------------------------- helpers
+    def _build(self, ansatz, thetas, circuits, qubits) -> list[tuple[list, int, int, int]]:
+        out = []
+        if circuits is not None:
+            if not qubits:
+                raise ValueError("circuits need `qubits`")
+            for instr in circuits:
+                circuit_from_ionq_json(instr, int(qubits))  # validate
+                n1, n2 = gate_counts(instr)
+                out.append((json.loads(json.dumps(instr)), int(qubits), n1, n2))
+            return out
+        if ansatz is None or thetas is None:
+            raise ValueError("a request needs either ansatz + thetas or circuits + qubits")
+        import torch
+
+        from qgan.quantum import Ansatz
+
+        a = Ansatz(int(ansatz["n"]), layers=int(ansatz.get("layers", 1)),
+                   connectivity=str(ansatz.get("connectivity", "full")))
+        th = torch.as_tensor(np.asarray(thetas, dtype=np.float64))
+        if th.ndim == 1:
+            th = th.unsqueeze(0)
+        if th.shape[1] != a.num_params:
+            raise ValueError(f"thetas have {th.shape[1]} parameters, the ansatz needs {a.num_params}")
+        for b in range(th.shape[0]):
+            qc = qiskit_call(a.to_native, th[b], measure=True)
+            instr, nq = circuit_to_ionq_json(qc)
+            n1, n2 = gate_counts(instr)
+            out.append((instr, nq, n1, n2))
+        return out
+
+    def _used_locked(self) -> tuple[int, float]:
+        shots, cost = 0, 0.0
+        for j in self._jobs.values():
+            if j.state == "failed" and j.remote_id is None and j.reason and j.reason.startswith("not submitted"):
+                continue  # never reached the API: nothing spent
+            shots += j.shots
+            cost += j.cost
+        return shots, cost
+
+    def _in_flight_locked(self) -> int:
+        return sum(1 for j in self._jobs.values() if j.state == "submitted")
+
+    def _status_locked(self, key: str) -> dict:
+        req = self._requests.get(key)
+        if req is None:
+            return {"status": "unknown"}
+        jobs = [self._jobs[n] for n in req.jobs]
+        failed = [j for j in jobs if j.state in ("failed", "canceled")]
+        if failed:
+            return {"status": "failed", "reason": f"job {failed[0].name} {failed[0].state}: {failed[0].reason}"}
+        if all(j.state == "completed" for j in jobs):
+            return {"status": "completed", "counts": [{str(k): v for k, v in j.counts.items()} for j in jobs]}
+        done = sum(j.state == "completed" for j in jobs)
+        return {"status": "pending", "done": done, "total": len(jobs)}
+
+    def _record_result(self, job: _Job, status: str, counts: dict | None = None, reason: str | None = None):
+        reason = scrub(reason) if reason else None
+        self.ledger.append({"type": "result", "job": job.name, "status": status, "id": job.remote_id,
+                            "counts": {str(k): v for k, v in (counts or {}).items()}, "reason": reason,
+                            "t": time.time()})
+        with self._cv:
+            job.state, job.counts, job.reason = status, counts, reason
+            self._cv.notify_all()
+
+    def _sleep(self, seconds: float) -> bool:
+        """Interruptible sleep; False when the gateway is stopping."""
+        return not self._stop.wait(max(0.0, seconds))
+
+    def _guard(self, fn):
+        def run():
+            while not self._stop.is_set():
+                try:
+                    fn()
+                    return
+                except Exception as exc:  # noqa: BLE001 - keep the loop alive, report scrubbed
+                    log.error("gateway loop %s crashed: %s; restarting it", fn.__name__, scrub(exc))
+                    self._sleep(1.0)
+        return run
+
+    # ---------------------------------------------------------------------------------------------- dispatch
+    def _dispatch_loop(self) -> None:
+        cfg = self.config
+        while not self._stop.is_set():
+            with self._cv:
+                while not self._stop.is_set() and (not self._queue or
+                                                   self._in_flight_locked() >= cfg.max_in_flight):
+                    self._cv.wait(0.5)
+                if self._stop.is_set():
+                    return
+                job = self._jobs[self._queue[0]]
+            now = time.time()
+            wait_until = max(self._pause_until, self._limiter.next_free(now))
+            if wait_until > now:
+                self._sleep(min(wait_until - now, 1.0))
+                continue
+            if job.state == "uncertain" and self._reconcile(job):
+                with self._cv:
+                    self._queue.popleft()
+                    self._cv.notify_all()
+                continue
+            self._submit_one(job)
+
+    def _reconcile(self, job: _Job) -> bool:
+        """Look `job` up by name on the API. True if found (adopted) or finished; False if it must be sent."""
+        try:
+            found = self._conn.find_by_names([job.name], since=job.t_intent)[job.name]
+        except IonQHTTPError as exc:
+            self._backoff(job, exc)
+            return False
+        found = [f for f in found if f.get("id")]
+        if found:
+            found.sort(key=lambda f: str(f.get("request", "")))
+            with self._cv:
+                job.remote_id = str(found[0]["id"])
+                job.state = "submitted"
+                job.next_poll = 0.0
+                self.stats["reconciled_found"] += 1
+            self.ledger.append({"type": "submitted", "job": job.name, "id": job.remote_id, "t": time.time(),
+                                "via": "lookup"})
+            log.info("gateway: adopted %s (found by name after an uncertain submission)", job.name)
+            return True
+        self.stats["reconciled_missing"] += 1
+        self.ledger.append({"type": "not_found", "job": job.name, "t": time.time()})
+        with self._cv:
+            job.state = "queued"
+        return False
+
+    def _submit_one(self, job: _Job) -> None:
+        cfg = self.config
+        circuit = None
+        try:
+            circuit = circuit_from_ionq_json(job.circuit, job.qubits, measure=True)
+        except Exception as exc:  # noqa: BLE001 - a bad circuit: fatal for this job only
+            with self._cv:
+                self._queue.popleft()
+            self._record_result(job, "failed", reason=f"not submitted: {type(exc).__name__}: {scrub(exc)}")
+            return
+        self.ledger.append({"type": "attempt", "job": job.name, "t": time.time()})  # durable before the POST
+        job.attempts += 1
+        with self._cv:
+            job.state = "uncertain"  # from here until we know the outcome
+        try:
+            remote_id = self._conn.submit(circuit, job.shots, job.name)
+        except IonQHTTPError as exc:
+            if not exc.uncertain:
+                with self._cv:
+                    job.state = "queued"  # known not to exist on the API; otherwise the next try looks it up first
+            if exc.retriable and job.attempts < cfg.max_submit_attempts:
+                self._backoff(job, exc)
+                return
+            if job.state == "uncertain" and self._reconcile(job):
+                with self._cv:
+                    self._queue.popleft()
+                return
+            with self._cv:
+                self._queue.popleft()
+            prefix = "not submitted" if job.state == "queued" else "submission outcome unknown, gave up"
+            self._record_result(job, "failed", reason=f"{prefix}: {exc}")
+            return
+        finally:
+            # The window counts from when the POST *returned*: the server saw it at or before this instant, so
+            # a later send >= this + period can never fall in the same server-side window.
+            self._limiter.record(time.time())
+        self.ledger.append({"type": "submitted", "job": job.name, "id": remote_id, "t": time.time()})
+        with self._cv:
+            job.remote_id, job.state, job.next_poll = remote_id, "submitted", time.time() + cfg.poll_interval_s
+            self._queue.popleft()
+            self.stats["submitted"] += 1
+            self._cv.notify_all()
+
+    def _backoff(self, job: _Job, exc: IonQHTTPError) -> None:
+        cfg = self.config
+        if exc.status == 429:
+            self.stats["retries_429"] += 1
+        else:
+            self.stats["retries_5xx"] += 1
+        delay = backoff_delay(min(job.attempts, 16), cfg.backoff_base_s, cfg.backoff_cap_s, exc.retry_after,
+                              self._rng)
+        self._pause_until = max(self._pause_until, time.time() + delay)
+        log.warning("gateway: %s on %s; retrying in %.1f s", scrub(exc), job.name, delay)
+
+    # ---------------------------------------------------------------------------------------------- polling
+    def _poll_loop(self) -> None:
+        cfg = self.config
+        while not self._stop.is_set():
+            now = time.time()
+            with self._cv:
+                due = [j for j in self._jobs.values() if j.state == "submitted" and j.next_poll <= now]
+            for job in due:
+                if self._stop.is_set():
+                    return
+                self._poll_one(job)
+            self._sleep(min(cfg.poll_interval_s, 0.5))
+
+    def _poll_one(self, job: _Job) -> None:
+        cfg = self.config
+        try:
+            st = self._conn.status(job.remote_id)
+            if st.status == "completed":
+                counts = self._conn.counts(st, job.shots)
+                self._record_result(job, "completed", counts=counts)
+                return
+            if st.final:
+                failure = (st.raw.get("failure") or {})
+                self._record_result(job, st.status, reason=f"{failure.get('code', '')} {failure.get('error', '')}")
+                return
+            job.poll_failures = 0
+            job.next_poll = time.time() + cfg.poll_interval_s
+        except IonQHTTPError as exc:
+            job.poll_failures += 1
+            if exc.status == 404 or (not exc.retriable and job.poll_failures > 3):
+                self._record_result(job, "failed", reason=f"lost on the API: {exc}")
+                return
+            job.next_poll = time.time() + backoff_delay(min(job.poll_failures, 10), cfg.poll_interval_s,
+                                                        cfg.backoff_cap_s, exc.retry_after, self._rng)
+
+
+# ------------------------------------------------------------------------------------------------ Ray actor
+def start_gateway(config: GatewayConfig, detached: bool = False, namespace: str | None = None,
+                  max_concurrency: int = 256):
+    """Create (or get, if it already runs) the campaign's named gateway actor; returns its handle.
+
+    The actor restarts after a crash (``max_restarts=-1``) and Ray retries calls that were in flight
+    (``max_task_retries=-1``); the new instance resumes from the ledger. The token must be in the actor's
+    environment ($IONQ_API_KEY on the node); it is never passed through Ray.
+    """
+    import ray
+
+    opts: dict[str, Any] = dict(name=actor_name(config.campaign), get_if_exists=True, max_restarts=-1,
+                                max_task_retries=-1, max_concurrency=max_concurrency, num_cpus=0)
+    if namespace:
+        opts["namespace"] = namespace
+    if detached:
+        opts["lifetime"] = "detached"
+    handle = ray.remote(QPUGateway).options(**opts).remote(config.to_dict())
+    ray.get(handle.ping.remote())  # surfaces construction errors (no token, bad ledger) here
+    return handle
+
+
+def get_gateway(campaign: str, namespace: str | None = None):
+    import ray
+
+    return ray.get_actor(actor_name(campaign), namespace=namespace)
+
+
+class GatewayBackend(Backend):
+    """`qgan.quantum.Backend` that runs circuits through the campaign's gateway actor (pass to run_trial).
+
+    Each `sample` call is one request with key ``<trial>/<content hash>#<k>`` (hash of ansatz, thetas and shots; k
+    counts earlier calls with the same content in this backend): a retried call, or a trial replaying its calls
+    after a restart from a checkpoint, gets the original jobs' results and spends no budget twice.
+    Raises `BudgetExceeded` when the gateway refuses the request and `QPUJobFailed` when a job failed.
+    """
+
+    name = "gateway"
+
+    def __init__(self, campaign: str, trial_id: str, namespace: str | None = None, handle: Any = None,
+                 wait_s: float = 5.0, timeout_s: float | None = None):
+        super().__init__()
+        if "/" in str(trial_id) or "#" in str(trial_id):
+            raise ValueError(f"trial id {trial_id!r} must not contain '/' or '#'")
+        self.campaign, self.trial_id, self.namespace = campaign, str(trial_id), namespace
+        self._handle = handle
+        self.wait_s = float(wait_s)
+        self.timeout_s = timeout_s
+        self._seen: dict[str, int] = {}
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_handle"] = None  # re-resolved by name where it is used
+        return state
+
+    def _gw(self):
+        if self._handle is None:
+            self._handle = get_gateway(self.campaign, self.namespace)
+        return self._handle
+
+    def request_key(self, spec: dict, thetas: np.ndarray, shots: int) -> str:
+        """``<trial>/<sha256[:16] of spec, thetas, shots>#<k>``; advances the occurrence count k."""
+        h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + np.ascontiguousarray(thetas).tobytes()
+                           + str(int(shots)).encode()).hexdigest()[:16]
+        k = self._seen.get(h, 0)
+        self._seen[h] = k + 1
+        return f"{self.trial_id}/{h}#{k}"
+
+    def _call(self, gw, method: str, *args, **kwargs):
+        if isinstance(gw, QPUGateway):  # in-process gateway (tests, single-process use)
+            return getattr(gw, method)(*args, **kwargs)
+        import ray
+
+        return ray.get(getattr(gw, method).remote(*args, **kwargs), timeout=self.wait_s + 120)
+
+    def run_request(self, key: str, shots: int, **payload) -> list[dict[int, int]]:
+        """Submit (idempotently) and wait; returns counts per circuit."""
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        try:
+            from ray.exceptions import ActorUnavailableError
+        except ImportError:  # pragma: no cover
+            ActorUnavailableError = RayActorError  # type: ignore[misc,assignment]
+        t0 = time.monotonic()
+        need_submit, failures = True, 0
+        while True:
+            if self.timeout_s is not None and time.monotonic() - t0 > self.timeout_s:
+                raise TimeoutError(f"QPU request {key} not finished after {self.timeout_s:.0f} s")
+            try:
+                gw = self._gw()
+                if need_submit:
+                    res = self._call(gw, "submit", key, self.trial_id, int(shots), **payload)
+                    need_submit = False
+                else:
+                    res = self._call(gw, "wait", key, self.wait_s)
+                failures = 0
+            except (RayActorError, ActorUnavailableError, GetTimeoutError, ValueError) as exc:
+                if isinstance(exc, ValueError) and "Failed to look up actor" not in str(exc):
+                    raise
+                failures += 1
+                self._handle = None
+                need_submit = True  # idempotent: re-admits nothing if the ledger has it
+                time.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)) * (0.5 + random.random()))
+                continue
+            status = res["status"]
+            if status == "completed":
+                return [{int(k): int(v) for k, v in c.items()} for c in res["counts"]]
+            if status == "budget_exceeded":
+                raise BudgetExceeded(res["reason"])
+            if status == "failed":
+                raise QPUJobFailed(res["reason"])
+            if status == "unknown":
+                need_submit = True
+
+    def _sample(self, ansatz, thetas, shots: int, generator):
+        """torch.long (B, shots) basis indices for `thetas` (B, P) (validated by `Backend.sample`)."""
+        import torch
+
+        arr = thetas.detach().to("cpu", torch.float64).numpy()
+        spec = {"n": int(ansatz.n), "layers": int(ansatz.layers), "connectivity": str(ansatz.connectivity)}
+        key = self.request_key(spec, arr, shots)
+        counts = self.run_request(key, int(shots), ansatz=spec, thetas=arr.tolist())
+        return torch.stack([expand_counts(c, int(shots), generator) for c in counts])
+
+
+class GatewayBackendFactory:
+    """Picklable ``(TrialConfig) -> GatewayBackend`` for `sweeps.trainable` (backend=...): one client per trial,
+    keyed by ``<phase>-<model>-s<seed>-<setting hash>`` so that a retried trial reuses its request keys."""
+
+    def __init__(self, campaign: str, namespace: str | None = None, wait_s: float = 5.0):
+        self.campaign, self.namespace, self.wait_s = campaign, namespace, wait_s
+
+    def __call__(self, cfg) -> GatewayBackend:
+        from sweeps.presets import setting_key
+
+        d = cfg.to_dict()
+        tid = f"{d['phase']}-{d['model']}-s{d['seed']}-{setting_key(d)}"
+        return GatewayBackend(self.campaign, tid, namespace=self.namespace, wait_s=self.wait_s)

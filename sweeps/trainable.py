@@ -1,0 +1,236 @@
+"""The Ray Tune function trainable: one QCBM-WGAN or Bernoulli-WGAN trial = one `qgan.train.run_trial` call.
+
+Per epoch it reports the epoch record (plus `qgan_trial_id`, `mmd_last`, `trial_status`) with `ray.tune.report(metrics, checkpoint=...)`
+whenever run_trial wrote a checkpoint; a restarted trial (crash retry, `--resume`) continues from
+`ray.tune.get_checkpoint()`. qgan's per-trial files go to `<run_dir>/trials/<trial_id>/` (config.json,
+epochs.parquet, summary.json, ...), plus `attempts.jsonl`, one line per start of the trainable.
+
+Config keys starting with `_` are sweep bookkeeping, stripped before `TrialConfig.from_dict`:
+  `_trial_id`       the trial's readable id (sweeps.presets.trial_id when absent)
+  `_crash_at_epoch` test hook: raise after reporting this epoch, once per trial (a marker file remembers)
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from typing import Any, Callable
+
+from ray import tune
+
+from sweeps.presets import trial_id as make_trial_id
+from sweeps.storage import Store
+
+CHECKPOINT_META = "_sweep.json"  # added to every checkpoint reported to Tune: {"epoch": int, "trial_id": str}
+CRASH_MARKER = ".crash_injected"
+
+
+class InjectedCrash(RuntimeError):
+    """Raised by the `_crash_at_epoch` test hook."""
+
+
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a Tune config into (TrialConfig fields, sweep-private `_` keys).
+
+    Grid sweeps pass the whole trial dict under `config["trial"]`; searches (Optuna) pass it flat.
+    """
+    flat = dict(config)
+    nested = flat.pop("trial", None)
+    if isinstance(nested, dict):
+        flat = {**nested, **flat}
+    fields = {k: v for k, v in flat.items() if not k.startswith("_")}
+    private = {k: v for k, v in flat.items() if k.startswith("_")}
+    return fields, private
+
+
+def make_trial_config(config: dict[str, Any]):
+    """The one place a Ray config dict becomes a `qgan.train.TrialConfig` (ValueError on bad values)."""
+    from qgan.train import TrialConfig
+
+    fields, _ = split_config(config)
+    return TrialConfig.from_dict(fields)
+
+
+def config_trial_id(config: dict[str, Any]) -> str:
+    fields, private = split_config(config)
+    return str(private.get("_trial_id") or make_trial_id(fields))
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _num(x: Any) -> float:
+    return float(x) if _finite(x) else math.nan
+
+
+def _metrics(record: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, bool) or v is None or isinstance(v, (int, float, str)):
+            out[k] = v
+        elif hasattr(v, "item"):  # numpy / torch scalars
+            out[k] = v.item()
+    return out
+
+
+def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = None,
+                backend: Any = None) -> None:
+    """Ray Tune function trainable for one trial.
+
+    config: a trial dict (flat, or under "trial"); run_dir: the run directory (local path or URI) where
+    `trials/<trial_id>/` is written; threads: torch intra-op threads (the trial's CPU share); backend: a
+    `qgan.quantum.Backend` or a callable `(TrialConfig) -> Backend` passed to run_trial (e.g. the QPU gateway
+    client); None uses `config.backend`.
+    """
+    fields, private = split_config(config)
+    tid = config_trial_id(config)
+    store = Store(run_dir)
+    rel = ("trials", tid)
+
+    def write_failure(reason: str, epochs_completed: int = 0) -> None:
+        if not store.exists(*rel, "config.json"):
+            store.write_text(json.dumps({**fields, "trial_id": tid}, indent=2, default=str), *rel, "config.json")
+        summary = {"status": "failed", "failure_reason": reason, "epochs_completed": epochs_completed,
+                   "mmd_last100": None, "mmd_last500": None, "mmd_final": None, "mmd_floor": None,
+                   "circuit_calls": None, "seconds_total": None, "theta": None}
+        if store.exists(*rel, "summary.json"):  # keep what run_trial already summarised (metrics, theta)
+            try:
+                old = store.read_json(*rel, "summary.json")
+            except (ValueError, OSError):
+                old = {}
+            if old.get("status") == "failed" and old.get("failure_reason"):
+                return  # run_trial recorded the failure itself
+            summary = {**summary, **{k: v for k, v in old.items() if v is not None},
+                       "status": "failed", "failure_reason": reason}
+        store.write_text(json.dumps(summary, indent=2), *rel, "summary.json")
+
+    # 1. A bad config is the user's error: record it once and end normally, so Tune does not retry it.
+    try:
+        cfg = make_trial_config(config)
+    except ValueError as exc:
+        reason = f"invalid config: {exc}"
+        write_failure(reason)
+        store.append_line(json.dumps({"kind": "invalid", "time": time.time(), "reason": str(exc)}),
+                          *rel, "attempts.jsonl")
+        tune.report({"qgan_trial_id": tid, "trial_status": "failed", "failure_reason": reason, "epoch": 0,
+                     "mmd_last": math.nan})
+        return
+
+    # 2. Finished already (the driver died after the trial ended but before Tune recorded it): do not rerun.
+    if store.exists(*rel, "summary.json"):
+        try:
+            done = store.read_json(*rel, "summary.json")
+        except (ValueError, OSError):
+            done = {}
+        if done.get("status") == "completed" and int(done.get("epochs_completed") or 0) >= cfg.epochs:
+            store.append_line(json.dumps({"kind": "skip", "time": time.time(), "pid": os.getpid()}),
+                              *rel, "attempts.jsonl")
+            tune.report({"qgan_trial_id": tid, "trial_status": "completed", "epoch": int(done["epochs_completed"]),
+                         "mmd_last": _num(done.get("mmd_final")), "skipped": True})
+            return
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+
+    work = tempfile.mkdtemp(prefix=f"qgan-trial-{tid[:40]}-")
+    ckpt_dir = os.path.join(work, "checkpoint")
+    # run_trial names the trial after its out_dir's folder: keep that folder called <trial_id>
+    out_dir = store.path(*rel) if not store.uri else os.path.join(work, tid)
+    resumed_from = 0
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            shutil.copytree(d, ckpt_dir)
+        meta_path = os.path.join(ckpt_dir, CHECKPOINT_META)
+        if os.path.exists(meta_path):
+            with open(meta_path) as f:
+                resumed_from = int(json.load(f).get("epoch", 0))
+            os.remove(meta_path)
+    store.append_line(json.dumps({"kind": "resume" if ckpt is not None else "start", "time": time.time(),
+                                  "resumed_from_epoch": resumed_from, "pid": os.getpid()}), *rel, "attempts.jsonl")
+
+    crash_at = private.get("_crash_at_epoch")
+    state: dict[str, Any] = {"epoch": resumed_from, "mmd_last": math.nan, "first": None, "error": None}
+
+    def on_epoch(record: dict[str, Any], checkpoint_dir: str | None) -> None:
+        epoch = int(record["epoch"])
+        state["epoch"] = epoch
+        if state["first"] is None:
+            state["first"] = epoch
+        if _finite(record.get("mmd")):
+            state["mmd_last"] = float(record["mmd"])
+        metrics = {**_metrics(record), "qgan_trial_id": tid, "mmd_last": state["mmd_last"], "trial_status": "running"}
+        if epoch >= cfg.epochs:
+            metrics["trial_status"] = "completed"
+        crash = (crash_at is not None and epoch == int(crash_at) and not store.exists(*rel, CRASH_MARKER))
+        if checkpoint_dir:
+            stage = os.path.join(work, f"report-{epoch}")
+            shutil.copytree(checkpoint_dir, stage)
+            with open(os.path.join(stage, CHECKPOINT_META), "w") as f:
+                json.dump({"epoch": epoch, "trial_id": tid}, f)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(stage))
+            shutil.rmtree(stage, ignore_errors=True)  # Tune has persisted it to storage
+        else:
+            tune.report(metrics)
+        if crash:
+            store.write_text(json.dumps({"epoch": epoch, "time": time.time()}), *rel, CRASH_MARKER)
+            raise InjectedCrash(f"injected crash at epoch {epoch} (_crash_at_epoch) in trial {tid}")
+
+    trial_backend = backend
+    if callable(backend) and not hasattr(backend, "sample"):
+        trial_backend = backend(cfg)
+
+    from qgan.train import run_trial
+
+    try:
+        run_trial(cfg, on_epoch=on_epoch, checkpoint=ckpt_dir, out_dir=out_dir, backend=trial_backend)
+        _add_trial_id(out_dir, tid)
+        if store.uri:
+            store.upload_dir(out_dir, *rel)
+    except BaseException as exc:
+        # Tune retries from the last checkpoint (FailureConfig.max_failures); the summary says why it stopped.
+        reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        state["error"] = reason
+        try:
+            write_failure(reason, state["epoch"])
+        except Exception:  # never mask the original error
+            pass
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        try:  # which epochs this attempt ran: a resumed attempt starts right after its checkpoint
+            store.append_line(json.dumps({"kind": "end", "time": time.time(), "first_epoch": state["first"],
+                                          "last_epoch": state["epoch"], "error": state["error"]}),
+                              *rel, "attempts.jsonl")
+        except Exception:
+            pass
+
+
+def _add_trial_id(out_dir: str, tid: str) -> None:
+    """config.json = TrialConfig.to_dict() plus "trial_id" (docs/interfaces.md); add it if run_trial did not."""
+    path = os.path.join(out_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        data = json.load(f)
+    if data.get("trial_id") == tid:
+        return
+    data["trial_id"] = tid
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def make_trainable(run_dir: str, *, cpus: float = 1, gpus: float = 0, backend: Any = None) -> Callable:
+    """`train_trial` bound to a run directory, with per-trial resources (fractional GPUs pack trials)."""
+    threads = max(1, int(cpus)) if cpus else None
+    fn = tune.with_parameters(train_trial, run_dir=run_dir, threads=threads, backend=backend)
+    return tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})

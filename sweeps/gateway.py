@@ -302,6 +302,9 @@ class QPUGateway:
         return run_id
 
     # ---------------------------------------------------------------------------------------------- API
+    def get_config(self) -> dict:
+        return self.config.to_dict()
+
     def ping(self) -> dict:
         """Process id and run id (tests use the pid to SIGKILL the actor)."""
         return {"pid": os.getpid(), "run": self.run_id}
@@ -611,8 +614,9 @@ class QPUGateway:
 # ------------------------------------------------------------------------------------------------ Ray actor
 def start_gateway(config: GatewayConfig, detached: bool = False, namespace: str | None = None,
                   max_concurrency: int = 256):
-    """Create (or get, if it already runs) the campaign's named gateway actor; returns its handle.
+    """Create (or get, if it already runs with the same settings) the campaign's named gateway actor.
 
+    A running gateway with different settings is replaced (it resumes from the ledger).
     The actor restarts after a crash (``max_restarts=-1``) and Ray retries calls that were in flight
     (``max_task_retries=-1``); the new instance resumes from the ledger. The token must be in the actor's
     environment ($IONQ_API_KEY on the node); it is never passed through Ray.
@@ -625,9 +629,22 @@ def start_gateway(config: GatewayConfig, detached: bool = False, namespace: str 
         opts["namespace"] = namespace
     if detached:
         opts["lifetime"] = "detached"
-    handle = ray.remote(QPUGateway).options(**opts).remote(config.to_dict())
-    ray.get(handle.ping.remote())  # surfaces construction errors (no token, bad ledger) here
-    return handle
+    wanted = config.to_dict()
+    for _ in range(3):
+        handle = ray.remote(QPUGateway).options(**opts).remote(wanted)
+        if ray.get(handle.get_config.remote()) == wanted:  # also surfaces construction errors (token, ledger)
+            return handle
+        # A gateway of this campaign already runs with other settings (e.g. a larger budget on --resume): stop it
+        # and start one with the new settings; it resumes from the same ledger like a restart after a crash.
+        ray.kill(handle, no_restart=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                ray.get_actor(opts["name"], namespace=namespace)
+            except ValueError:
+                break
+            time.sleep(0.1)
+    raise RuntimeError(f"could not (re)start the gateway of campaign {config.campaign!r} with the new settings")
 
 
 def get_gateway(campaign: str, namespace: str | None = None):
@@ -648,8 +665,9 @@ class GatewayBackend(Backend):
     name = "gateway"
 
     def __init__(self, campaign: str, trial_id: str, namespace: str | None = None, handle: Any = None,
-                 wait_s: float = 5.0, timeout_s: float | None = None):
+                 wait_s: float = 5.0, timeout_s: float | None = None, max_unreachable: int = 120):
         super().__init__()
+        self.max_unreachable = int(max_unreachable)
         if "/" in str(trial_id) or "#" in str(trial_id):
             raise ValueError(f"trial id {trial_id!r} must not contain '/' or '#'")
         self.campaign, self.trial_id, self.namespace = campaign, str(trial_id), namespace
@@ -708,6 +726,9 @@ class GatewayBackend(Backend):
                 if isinstance(exc, ValueError) and "Failed to look up actor" not in str(exc):
                     raise
                 failures += 1
+                if failures > self.max_unreachable:
+                    raise QPUJobFailed(f"QPU gateway of campaign {self.campaign!r} unreachable "
+                                       f"({failures} tries): {scrub(exc)}") from None
                 self._handle = None
                 need_submit = True  # idempotent: re-admits nothing if the ledger has it
                 time.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)) * (0.5 + random.random()))

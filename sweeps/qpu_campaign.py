@@ -28,14 +28,13 @@ import json
 import os
 import secrets
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # `python sweeps/qpu_campaign.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sweeps.storage import Store, is_uri, join, normalize  # noqa: E402
+from sweeps.storage import Store, is_uri, join  # noqa: E402
 
 PHASES = ("ferrite", "bainite")
 # spec.md §5.2 [R-paper]
@@ -177,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-in-flight", type=int, default=4)
     p.add_argument("--poll-interval", type=float, default=None, help="seconds between status polls "
                    "(default 5 for ionq, 0.2 for the emulator)")
+    p.add_argument("--detached-gateway", action="store_true",
+                   help="start the gateway actor detached (it outlives this driver; stop it with ray.kill)")
     p.add_argument("--url", default=None, help="IonQ API base URL (default $IONQ_API_URL or api.ionq.co/v0.4)")
     p.add_argument("--qpu", default="qpu.aria-2", help="IonQ backend name")
     p.add_argument("--bernoulli-runs", type=int, default=None, help="baseline runs per phase (paper 20, smoke 1)")
@@ -248,13 +249,14 @@ def run(args: argparse.Namespace) -> int:
         gateway = None
         if use_gateway:
             poll = args.poll_interval if args.poll_interval is not None else (5.0 if args.backend == "ionq" else 0.2)
+            per = max(1, int(args.max_jobs_per_minute))  # R jobs per minute -> `per` jobs per 60 * per / R s
             gcfg = GatewayConfig(campaign=campaign, ledger_dir=os.path.join(run_dir, "qpu"), url=url,
-                                 backend=args.qpu, max_jobs_per_period=max(1, int(round(args.max_jobs_per_minute))),
-                                 period_s=60.0, max_in_flight=args.max_in_flight, budget_shots=args.budget_shots,
+                                 backend=args.qpu, max_jobs_per_period=per,
+                                 period_s=60.0 * per / args.max_jobs_per_minute, max_in_flight=args.max_in_flight, budget_shots=args.budget_shots,
                                  budget_cost=args.budget_cost, price_1q_gate_shot=args.price_1q,
                                  price_2q_gate_shot=args.price_2q, price_per_job=args.price_per_job,
                                  poll_interval_s=poll)
-            gateway = start_gateway(gcfg)
+            gateway = start_gateway(gcfg, detached=args.detached_gateway)
             factory = GatewayBackendFactory(campaign)
         store = Store(run_dir)
         if not (args.resume and store.exists("qpu_campaign.json")):

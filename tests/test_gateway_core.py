@@ -63,6 +63,9 @@ def test_rate_window_holds_for_8_concurrent_trials_and_429s_are_absorbed(tmp_pat
         stats = fetch_stats(emu.url, TOKEN)
         status = gw.status()
         gw.shutdown()
+    print(f"rate: limit {limit}/{window}s, max in any window {_max_in_window(stats['submission_times'], window)}, "
+          f"429s injected {stats['counters']['status_429']}, retried {status['stats']['retries_429']}, "
+          f"submitted {stats['counters']['submitted']}, elapsed {elapsed:.1f}s")
     assert out == {f"t{i}": 2 for i in range(8)}, out
     assert stats["counters"]["submitted"] == 16 and stats["duplicates"] == {}
     assert _max_in_window(stats["submission_times"], window) <= limit
@@ -84,6 +87,8 @@ def test_budget_is_never_exceeded_and_the_refused_trial_gets_budget_exceeded(tmp
         status = gw.status()
         gw.shutdown()
     refused = [k for k, v in out.items() if isinstance(v, BudgetExceeded)]
+    print(f"budget: {budget} shots, used {status['used_shots']}, submitted {stats['counters']['submitted']} x 100, "
+          f"refused {len(refused)}: {out[refused[0]] if refused else None}")
     assert len(refused) == 3 and sum(1 for v in out.values() if v == 1) == 2
     assert "shot budget exhausted" in str(out[refused[0]])
     assert stats["counters"]["submitted"] * 100 <= budget and status["used_shots"] == 200

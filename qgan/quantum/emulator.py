@@ -29,7 +29,6 @@ import argparse
 import hmac
 import json
 import logging
-import math
 import os
 import random
 import threading
@@ -454,7 +453,8 @@ class Emulator:
         return f"http://{self.host}:{self.port}/v0.4"
 
     def start(self) -> "Emulator":
-        self._thread = threading.Thread(target=self.server.serve_forever, name="ionq-emulator", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="ionq-emulator", daemon=True)
         self._thread.start()
         return self
 

@@ -15,8 +15,9 @@ What qiskit-ionq 1.1.1 sends (studied from its source; the emulator in `qgan.qua
   used here to find a job by its client-side ``name``.
 
 qiskit-ionq retries 429/502/503/504 *inside* ``submit_job`` with no delay, which could submit a job twice when a
-response is lost. Here every HTTP call is made once (the undecorated client method, ``__wrapped__``) and the caller
-(``IonQBackend`` below, or the QPU gateway in `sweeps.gateway`) owns retries: 429 honours ``Retry-After``; a failed
+response is lost. Here every HTTP call is made once (status, results, cancel: the undecorated client method,
+``__wrapped__``; submission: the same request built by the client's own ``qiskit_to_ionq`` serializer and headers)
+and the caller (``IonQBackend`` below, or the QPU gateway in `sweeps.gateway`) owns retries: 429 honours ``Retry-After``; a failed
 submission whose outcome is unknown (5xx, timeout) is reconciled by looking the job up by name before resubmitting.
 
 The API token is read from ``$IONQ_API_KEY`` (or a file named by ``$IONQ_API_KEY_FILE``), is never logged, and is

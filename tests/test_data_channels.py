@@ -4,7 +4,7 @@ import pytest
 
 from qgan.data import OrientationMap, channels, extract_patches, scale_channels, segment_grains
 from qgan.data.channels import grain_centres, grain_ks_deviation, kam
-from qgan.data.orientation import (CUBIC_SYMMETRY, KS_QUATERNION, ks_variants, quat_from_axis_angle,
+from qgan.data.orientation import (CUBIC_SYMMETRY, ks_variants, quat_from_axis_angle,
                                    quat_multiply, random_quaternions)
 
 Z = np.array([0.0, 0.0, 1.0])

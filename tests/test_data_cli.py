@@ -34,6 +34,7 @@ def test_synth_writes_a_dataset_and_is_byte_identical_for_a_seed(tmp_path):
     da, db, dc = load_dataset(a), load_dataset(b), load_dataset(c)
     assert da.images.shape == (25, 5, 60, 60) and set(da.labels) == {"bainite"}
     assert da.images.tobytes() == db.images.tobytes() and da.meta == db.meta
+    assert open(a, "rb").read() == open(b, "rb").read()  # the files themselves are byte-identical
     assert not np.array_equal(da.images, dc.images)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from qgan.data import Dataset, get_dataset, load_dataset, save_dataset
 from qgan.data import dataset as dsmod
-from qgan.data.synthetic import FerriteParams, params_for
+from qgan.data.synthetic import FerriteParams
 
 SMALL = FerriteParams(map_px=96, patches_per_map=16)
 

@@ -116,3 +116,26 @@ def test_oxford_text_with_only_unindexed_points_is_rejected(tmp_path):
     rows = "".join(f"{i}\t0\t{i % 3}\t{i // 3}\t0\t0\t0\t0\t10\n" for i in range(9))
     with pytest.raises(ValueError, match="no indexed points"):
         load_map(_write(tmp_path / "blank.txt", head + rows))
+
+
+def _ctf_text(rows):
+    head = ["Channel Text File", "Prj\ttest", "Author\tqgan", "JobMode\tGrid", "XCells\t3", "YCells\t2",
+            "XStep\t0.5", "YStep\t0.5", "AcqE1\t0", "AcqE2\t0", "AcqE3\t0",
+            "Euler angles refer to Sample Coordinate system (CS0)!\tMag\t100\tCoverage\t100\tDevice\t0\tKV\t20",
+            "Phases\t2",
+            "3.65;3.65;3.65\t90;90;90\tGamma\t11\t225",      # FCC listed first: ids must not decide
+            "2.87;2.87;2.87\t90;90;90\tAlpha\t11\t229",
+            "Phase\tX\tY\tBands\tError\tEuler1\tEuler2\tEuler3\tMAD\tBC\tBS"]
+    return "\n".join(head + rows) + "\n"
+
+
+def test_ctf_loads_with_phases_by_lattice_constant(tmp_path):
+    rows = []
+    for j in range(2):
+        for i in range(3):
+            ph = [2, 2, 1, 0, 2, 1][j * 3 + i]
+            rows.append(f"{ph}\t{0.5 * i}\t{0.5 * j}\t8\t0\t10\t20\t{30 + i}\t0.5\t{100 + i}\t90")
+    m = load_map(_write(tmp_path / "small.ctf", _ctf_text(rows)))
+    assert m.shape == (2, 3) and m.step == pytest.approx(0.5)
+    assert m.phase.tolist() == [[1, 1, 2], [0, 1, 2]]   # file phase 2 = 2.87 A = BCC, 1 = 3.65 A = FCC
+    assert m.iq[0].tolist() == [100, 101, 102]

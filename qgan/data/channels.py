@@ -25,7 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .io import BCC, FCC, NOISE, OrientationMap
-from .orientation import (cubic_average, disorientation_angle, distance_to_set, ks_intervariant_set,
+from .orientation import (QuaternionSet, cubic_average, disorientation_angle, distance_to_set, ks_intervariant_set,
                           ks_parent_set, quat_conjugate, quat_multiply)
 
 GRAIN_THRESHOLD_DEG = 5.0
@@ -43,8 +43,9 @@ _NEIGHBOURS_8 = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (
 
 
 @lru_cache(maxsize=1)
-def _ks_sets() -> tuple[np.ndarray, np.ndarray]:
-    return ks_intervariant_set(), ks_parent_set()
+def _ks_sets() -> tuple[QuaternionSet, QuaternionSet]:
+    """(KS inter-variant set, KS parent set), built once per process."""
+    return QuaternionSet(ks_intervariant_set()), QuaternionSet(ks_parent_set())
 
 
 def _shift_pairs(h: int, w: int, dy: int, dx: int) -> tuple[slice, slice, slice, slice]:
@@ -285,21 +286,22 @@ def extract_patches(omap: OrientationMap, size: int = 60, min_grain_px: int = 20
         rng = rng or np.random.default_rng(0)
         sel = np.sort(rng.choice(sel, max_patches, replace=False))
     pad = size
-    chp = np.empty((5, h + 2 * pad, w + 2 * pad), np.float32)
-    chp[:] = NOISE_VALUES.reshape(5, 1, 1)
-    chp[:, pad:pad + h, pad:pad + w] = ch
-    labp = np.full((h + 2 * pad, w + 2 * pad), -1, np.int64)
+    chp = np.empty((4, h + 2 * pad, w + 2 * pad), np.float32)
+    chp[:] = NOISE_VALUES[:4].reshape(4, 1, 1)
+    chp[:, pad:pad + h, pad:pad + w] = ch[:4]
+    chu = np.clip(np.rint(chp * SCALE[:4].reshape(4, 1, 1)), 0, 255).astype(np.uint8)
+    labp = np.full((h + 2 * pad, w + 2 * pad), -1, np.int32)
     labp[pad:pad + h, pad:pad + w] = grains.labels
     n = len(sel)
-    out = np.empty((n, 5, size, size), np.float32)
+    patches = np.empty((n, 5, size, size), np.uint8)
     if n:
         r0 = centres[sel, 0] - half + pad
         c0 = centres[sel, 1] - half + pad
-        ii = r0[:, None] + np.arange(size)[None, :]  # (n, size)
-        jj = c0[:, None] + np.arange(size)[None, :]
-        out[:, :4] = chp[:4][:, ii[:, :, None], jj[:, None, :]].transpose(1, 0, 2, 3)
-        out[:, 4] = labp[ii[:, :, None], jj[:, None, :]] == sel[:, None, None]
-    patches = scale_channels(out)
+        ii = (r0[:, None] + np.arange(size)[None, :])[:, :, None]  # (n, size, 1)
+        jj = (c0[:, None] + np.arange(size)[None, :])[:, None, :]  # (n, 1, size)
+        for c in range(4):
+            patches[:, c] = chu[c][ii, jj]
+        patches[:, 4] = np.where(labp[ii, jj] == sel[:, None, None].astype(np.int32), 255, 0)
     if return_info:
         return patches, {"grain": sel, "centre": centres[sel], "phase": grains.phase[sel]}
     return patches

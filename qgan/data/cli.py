@@ -26,7 +26,12 @@ def _cmd_synth(args) -> int:
     if args.count < 1:
         raise ValueError(f"--count must be positive, got {args.count}")
     _check_out(args.out, (".npz",))
-    ds = build_synthetic(args.phase, args.count, args.seed, workers=args.workers, progress=not args.quiet)
+    workers = args.workers
+    if workers is None:
+        workers = (os.cpu_count() or 1) if args.count > 1000 else 1
+    if workers < 1:
+        raise ValueError(f"--workers must be positive, got {workers}")
+    ds = build_synthetic(args.phase, args.count, args.seed, workers=workers, progress=not args.quiet)
     save_dataset(args.out, ds)
     print(f"wrote {args.out}: {len(ds)} {args.phase} patches (seed {args.seed})")
     return 0

@@ -59,11 +59,24 @@ def _atomic_write(path: str, write) -> None:
         raise
 
 
+def _write_npz(f, arrays: dict) -> None:
+    """An uncompressed .npz (readable by ``np.load``) with fixed zip timestamps: identical content gives an
+    identical file, byte for byte."""
+    import zipfile
+
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(arr), allow_pickle=False)
+
+
 def save_dataset(path: str, ds: Dataset) -> None:
-    """Write ``ds`` to ``path`` (.npz) atomically."""
+    """Write ``ds`` to ``path`` (.npz: images, labels, meta JSON) atomically and reproducibly."""
     meta = json.dumps(ds.meta, sort_keys=True)
-    _atomic_write(path, lambda f: np.savez(f, images=ds.images, labels=ds.labels.astype(str),
-                                           meta=np.array(meta)))
+    _atomic_write(path, lambda f: _write_npz(f, {"images": ds.images, "labels": ds.labels.astype(str),
+                                                 "meta": np.array(meta)}))
 
 
 def load_dataset(path: str) -> Dataset:

@@ -18,7 +18,7 @@ import numpy as np
 __all__ = [
     "CUBIC_SYMMETRY", "quat_multiply", "quat_conjugate", "quat_normalize", "quat_from_matrix",
     "matrix_from_quat", "quat_from_axis_angle", "quat_from_euler", "random_quaternions",
-    "misorientation_angle", "disorientation_angle", "distance_to_set", "or_matrix", "or_quaternion",
+    "misorientation_angle", "disorientation_angle", "distance_to_set", "QuaternionSet", "or_matrix", "or_quaternion",
     "KS_QUATERNION", "NW_QUATERNION", "ks_intervariant_set", "ks_parent_set", "ks_variants",
     "ks_intervariant_angles", "ks_variant_planes",
     "cubic_average",
@@ -151,24 +151,42 @@ def disorientation_angle(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
     return _angle_from_w(w)
 
 
-def distance_to_set(m: np.ndarray, ref: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Smallest rotation angle (deg) between misorientations ``m`` ``(N, 4)`` and any quaternion of ``ref``.
+class QuaternionSet:
+    """A symmetry-closed set of rotations ``(K, 4)`` with a k-d tree over ``+-q`` for nearest-rotation queries.
 
-    ``ref`` ``(K, 4)`` must already be closed under the symmetry (see :func:`ks_intervariant_set`), so the
-    distance is ``min_k angle(ref_k * m)``: the nearest ``ref_k`` is found with a float32 matrix product
-    ``max_k |ref~_k . m|`` and its angle recomputed in float64.
+    For unit quaternions ``|m - r|^2 = 2 - 2 m.r``, so the Euclidean nearest neighbour of ``m`` among ``+-r``
+    maximises ``|m.r|``, i.e. minimises the rotation angle of ``conj(r) * m``: an exact search in O(log K).
     """
-    m = np.asarray(m, dtype=np.float64).reshape(-1, 4)
-    ref = np.asarray(ref, dtype=np.float64)
-    rt = (ref * np.array([1.0, -1.0, -1.0, -1.0])).T
-    rt32 = rt.astype(np.float32)
-    out = np.empty(len(m))
-    for i in range(0, len(m), chunk):
-        mc = m[i:i + chunk]
-        best = np.argmax(np.abs(mc.astype(np.float32) @ rt32), axis=1)
-        prod = quat_multiply(ref[best], mc)
-        out[i:i + chunk] = np.degrees(2.0 * np.arctan2(np.linalg.norm(prod[:, 1:], axis=1), np.abs(prod[:, 0])))
-    return out
+
+    def __init__(self, quats: np.ndarray):
+        from scipy.spatial import cKDTree
+
+        self.quats = np.asarray(quats, dtype=np.float64).reshape(-1, 4)
+        self._tree = cKDTree(np.concatenate([self.quats, -self.quats]))
+
+    def __len__(self) -> int:
+        return len(self.quats)
+
+    def distance(self, m: np.ndarray) -> np.ndarray:
+        """Smallest rotation angle (deg) between each of ``m`` ``(N, 4)`` and the set."""
+        m = np.asarray(m, dtype=np.float64).reshape(-1, 4)
+        if len(m) == 0:
+            return np.zeros(0)
+        _, idx = self._tree.query(m)
+        best = np.concatenate([self.quats, -self.quats])[idx]
+        prod = quat_multiply(quat_conjugate(best), m)
+        return np.degrees(2.0 * np.arctan2(np.linalg.norm(prod[:, 1:], axis=1), np.abs(prod[:, 0])))
+
+
+def distance_to_set(m: np.ndarray, ref) -> np.ndarray:
+    """Smallest rotation angle (deg) between misorientations ``m`` ``(N, 4)`` and any rotation in ``ref``.
+
+    ``ref``: a :class:`QuaternionSet` or an array ``(K, 4)`` that must already be closed under the symmetry
+    (see :func:`ks_intervariant_set`), so the distance is ``min_k angle(conj(ref_k) * m)``.
+    """
+    if not isinstance(ref, QuaternionSet):
+        ref = QuaternionSet(ref)
+    return ref.distance(m)
 
 
 def or_matrix(plane_g, plane_a, dir_g, dir_a) -> np.ndarray:

@@ -18,7 +18,7 @@ result depends only on the seed, never on the number of worker processes.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from scipy import ndimage
@@ -38,23 +38,24 @@ class FerriteParams:
     """Ferrite generator parameters (pixels, degrees, IQ on a 0..1 scale)."""
 
     map_px: int = 192             # square map side
-    grain_px: float = 13.0        # mean grain diameter (seed spacing of the jittered grid)
+    grain_px: float = 11.5        # mean grain diameter (seed spacing of the jittered grid)
     jitter: float = 0.45          # seed jitter as a fraction of the spacing
     texture_frac: float = 0.8     # share of grains on the gamma fibre (<111> || sheet normal), rest random
     texture_spread_deg: float = 8.0  # scatter about the fibre
     subgrain_frac: float = 0.25   # share of grains split in two subgrains
     subgrain_deg: tuple[float, float] = (5.5, 12.0)  # subgrain misorientation range
-    gradient_deg_px: float = 0.05  # mean in-grain orientation gradient
-    wobble_deg: float = 0.3       # smooth in-grain orientation noise amplitude
+    gradient_deg_px: float = 0.07  # mean in-grain orientation gradient
+    wobble_deg: float = 0.45      # smooth in-grain orientation noise amplitude
     wobble_px: float = 4.0        # its correlation length
-    noise_deg: float = 0.12       # per-pixel measurement noise (per rotation-vector component)
+    noise_deg: float = 0.1        # per-pixel measurement noise (per rotation-vector component)
+    noise_spread: float = 0.5     # lognormal sigma of the per-grain noise level (heavier KAM tail)
     iq_grain: tuple[float, float] = (0.7, 0.08)  # grain IQ mean, sd
     iq_dip: float = 0.06          # IQ drop at boundaries
     iq_dip_px: float = 1.2        # width of the drop
     iq_noise: float = 0.05
-    boundary_noise: float = 0.08  # probability a boundary pixel is unindexed
-    random_noise: float = 0.004   # probability any pixel is unindexed
-    patches_per_map: int = 64
+    boundary_noise: float = 0.12  # probability a boundary pixel is unindexed
+    random_noise: float = 0.01    # probability any pixel is unindexed
+    patches_per_map: int = 96
 
 
 @dataclass(frozen=True)
@@ -64,26 +65,27 @@ class BainiteParams:
     map_px: int = 192
     pag_px: float = 90.0          # prior austenite grain size
     packet_px: float = 40.0       # packet size
-    lath_px: float = 5.5          # mean lath width
+    lath_px: float = 6.5          # mean lath width
     lath_sd: float = 0.35         # relative sd of the lath width between packets
     laths_per_block: float = 3.0  # mean laths per block
     wave_px: float = 1.0          # amplitude of the lath-boundary waviness
     or_nw_max: float = 1.0        # OR interpolation KS (0) -> NW (1) drawn uniformly in [0, or_nw_max]
     or_tilt_deg: float = 3.0      # extra random tilt of the OR
-    film_prob: float = 0.6        # probability a lath boundary carries a retained-austenite film
-    film_px: float = 2.0          # film thickness
+    film_prob: float = 0.75       # probability a lath boundary carries a retained-austenite film
+    film_px: float = 2.3          # film thickness
     gradient_deg_px: float = 0.12
-    wobble_deg: float = 0.6
+    wobble_deg: float = 0.7
     wobble_px: float = 3.0
-    noise_deg: float = 0.18
+    noise_deg: float = 0.16
+    noise_spread: float = 0.4
     iq_grain: tuple[float, float] = (0.55, 0.08)
     iq_fcc: float = 0.7
     iq_dip: float = 0.4
     iq_dip_px: float = 1.3
     iq_noise: float = 0.06
-    boundary_noise: float = 0.02
+    boundary_noise: float = 0.008
     random_noise: float = 0.003
-    patches_per_map: int = 64
+    patches_per_map: int = 96
 
 
 DEFAULT_PARAMS = {"ferrite": FerriteParams(), "bainite": BainiteParams()}
@@ -117,7 +119,7 @@ def _jittered_seeds(rng: np.random.Generator, h: int, w: int, spacing: float, ji
     return pts
 
 
-def _voronoi(seeds: np.ndarray, h: int, w: int, weights: np.ndarray | None = None) -> np.ndarray:
+def _voronoi(seeds: np.ndarray, h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     _, idx = cKDTree(seeds).query(np.column_stack([yy.ravel(), xx.ravel()]))
     return idx.reshape(h, w)
@@ -130,7 +132,7 @@ def _boundary_distance(labels: np.ndarray) -> np.ndarray:
     edge[:, :-1] |= labels[:, 1:] != labels[:, :-1]
     edge[1:, :] |= labels[1:, :] != labels[:-1, :]
     edge[:-1, :] |= labels[1:, :] != labels[:-1, :]
-    return ndimage.distance_transform_edt(~edge) + np.where(edge, 0.5, 0.5)
+    return ndimage.distance_transform_edt(~edge) + 0.5
 
 
 def _small_rotations(rotvec_deg: np.ndarray) -> np.ndarray:
@@ -141,7 +143,8 @@ def _small_rotations(rotvec_deg: np.ndarray) -> np.ndarray:
     return quat_from_axis_angle(axis, ang)
 
 
-def _orientation_field(rng, labels, base_q, centroid, gradient_deg_px, wobble_deg, wobble_px, noise_deg):
+def _orientation_field(rng, labels, base_q, centroid, gradient_deg_px, wobble_deg, wobble_px, noise_deg,
+                       noise_spread=0.0):
     """Per-pixel orientation = base orientation of the label * in-grain perturbation (quaternions (H,W,4))."""
     h, w = labels.shape
     n = base_q.shape[0]
@@ -159,7 +162,8 @@ def _orientation_field(rng, labels, base_q, centroid, gradient_deg_px, wobble_de
         wob = np.stack([ndimage.gaussian_filter(c, wobble_px, mode="reflect") for c in wob], -1)
         wob *= wobble_deg / max(wob.std(), 1e-12)
         rv = rv + wob
-    rv = rv + rng.normal(scale=noise_deg, size=(h, w, 3))
+    scale = noise_deg * rng.lognormal(0.0, noise_spread, n) if noise_spread > 0 else np.full(n, noise_deg)
+    rv = rv + rng.normal(size=(h, w, 3)) * scale[labels][..., None]
     return quat_multiply(base_q[labels], _small_rotations(rv))
 
 
@@ -217,7 +221,8 @@ def synthesize_ferrite(rng: np.random.Generator, p: FerriteParams = FerriteParam
     sub_q = quat_multiply(base, quat_from_axis_angle(ax, np.radians(ang)))
     all_q = np.concatenate([base, sub_q])
     cent = _centroids(labels, 2 * n)
-    q = _orientation_field(rng, labels, all_q, cent, p.gradient_deg_px, p.wobble_deg, p.wobble_px, p.noise_deg)
+    q = _orientation_field(rng, labels, all_q, cent, p.gradient_deg_px, p.wobble_deg, p.wobble_px, p.noise_deg,
+                           p.noise_spread)
     iq_base = rng.normal(p.iq_grain[0], p.iq_grain[1], 2 * n)[labels]
     phase = np.full((h, w), BCC, np.int8)
     iq, phase = _iq_and_noise(rng, labels, phase, p, iq_base)
@@ -235,7 +240,6 @@ _NW_ANGLE = np.radians(5.2644)
 def _variant_pairs() -> np.ndarray:
     """(4, 3, 2) variant indices: per close-packed plane, three pairs with the 10.5 deg sub-block angle."""
     out = np.zeros((4, 3, 2), np.int64)
-    ident = np.array([1.0, 0, 0, 0])
     v = quat_multiply(KS_QUATERNION, CUBIC_SYMMETRY)  # variants of the identity parent
     for g in range(4):
         members = list(np.flatnonzero(_PLANE_OF_VARIANT == g))
@@ -246,7 +250,6 @@ def _variant_pairs() -> np.ndarray:
             b = members.pop(int(np.argmin(d)))
             pairs.append((a, b))
         out[g] = pairs
-    del ident
     return out
 
 
@@ -327,7 +330,8 @@ def synthesize_bainite(rng: np.random.Generator, p: BainiteParams = BainiteParam
     labels = np.where(film, n_lath + pk_pag[packet], lath)
     all_q = np.concatenate([lath_q, parent])
     cent = _centroids(labels, n_lath + n_pag)
-    q = _orientation_field(rng, labels, all_q, cent, p.gradient_deg_px, p.wobble_deg, p.wobble_px, p.noise_deg)
+    q = _orientation_field(rng, labels, all_q, cent, p.gradient_deg_px, p.wobble_deg, p.wobble_px, p.noise_deg,
+                           p.noise_spread)
     phase = np.where(film, FCC, BCC).astype(np.int8)
     iq_base = np.concatenate([rng.normal(p.iq_grain[0], p.iq_grain[1], n_lath),
                               rng.normal(p.iq_fcc, p.iq_grain[1], n_pag)])[labels]
@@ -364,7 +368,8 @@ def synth_patches(phase: str, count: int, seed: int = 0, params=None, workers: i
 
     Maps ``0, 1, 2, ...`` are generated from ``SeedSequence([seed, phase, map index])`` and their patches
     concatenated in map order until ``count`` are reached, so the result does not depend on ``workers``
-    (processes; default: ``$QGAN_DATA_WORKERS`` or 1 for small counts, the CPU count for large ones).
+    (processes, forked; default ``$QGAN_DATA_WORKERS`` or 1, so library callers such as a Ray trial never
+    fork unless asked; ``qgan data synth`` uses every CPU for large counts).
     """
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
@@ -376,7 +381,7 @@ def synth_patches(phase: str, count: int, seed: int = 0, params=None, workers: i
         raise ValueError(f"patch size {size} is larger than the synthetic map ({params.map_px} px)")
     if workers is None:
         env = os.environ.get("QGAN_DATA_WORKERS")
-        workers = int(env) if env else (1 if count <= 2000 else (os.cpu_count() or 1))
+        workers = int(env) if env else 1
     out = np.empty((count, 5, size, size), np.uint8)
     filled = 0
     index = 0

@@ -110,14 +110,17 @@ def critic_loss(
     """WGAN-GP critic loss (Eq. 3): L_D = mean D(fake) - mean D(real) + lambda mean (||grad D(x_hat)|| - 1)^2.
 
     real, fake: (B, 5, 60, 60) (fake detached); eps: (B,) uniforms in [0, 1] for x_hat = eps x + (1 - eps) x~.
-    One critic forward over the concatenation [real, fake, x_hat] (valid: the critic has no batch statistics).
+    One critic forward over [real, fake] (valid: the critic has no batch statistics) and a separate one over
+    x_hat, so that the penalty's double backward runs over B samples only (putting x_hat in the same batch
+    makes the input-gradient pass, and its backward, cover all 3B samples: about 2x slower on CPU).
     Returns (loss_d, wasserstein = mean D(real) - mean D(fake), gp), the last two detached.
     """
     b = real.shape[0]
     e = eps.to(real.dtype).view(b, 1, 1, 1)
     x_hat = (e * real + (1.0 - e) * fake).requires_grad_(True)
-    out = critic(torch.cat([real, fake, x_hat], 0))
-    d_real, d_fake, d_hat = out[:b], out[b : 2 * b], out[2 * b :]
+    out = critic(torch.cat([real, fake], 0))
+    d_real, d_fake = out[:b], out[b:]
+    d_hat = critic(x_hat)
     (grad,) = torch.autograd.grad(d_hat.sum(), x_hat, create_graph=True)
     gp = ((grad.reshape(b, -1).norm(2, dim=1) - 1.0) ** 2).mean()
     w = d_real.mean() - d_fake.mean()

@@ -208,6 +208,11 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
             raise ValueError(f"{key} must be an integer, got {value!r}")
         return int(value)
     if t == "float":
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{key} must be a number, got {value!r}")
         return float(value)
@@ -436,6 +441,10 @@ def run_trial(
 
     records: list[dict[str, Any]] = []
     start_epoch = 0
+    # circuit calls of this trial = calls before a resume + what the backend counted since this call started
+    # (the backend object itself is never reset: a shared gateway client keeps its own count)
+    calls_before = 0
+    calls_base = int(bk.circuit_calls) if bk is not None else 0
     spsa_a: float | None = None if cfg.spsa_calibrate else cfg.spsa_a
     floor: float | None = None
 
@@ -455,8 +464,7 @@ def run_trial(
         for k, g in gens.items():
             g.set_state(state["rng"][k])
         latent.load_state_dict(state["latent"])
-        if bk is not None:
-            bk.circuit_calls = int(state["circuit_calls"])
+        calls_before = int(state["circuit_calls"])
         spsa_a = state["spsa_a"]
         floor = float(state["mmd_floor"])
         records = list(state["records"])
@@ -468,7 +476,7 @@ def run_trial(
         floor = mmd(real_eval, real_floor, kernel=cfg.mmd_kernel)
 
     def calls() -> int:
-        return int(bk.circuit_calls) if bk is not None else 0
+        return calls_before + (int(bk.circuit_calls) - calls_base if bk is not None else 0)
 
     def theta_now() -> torch.Tensor | None:
         return latent.theta.clone() if cfg.model == "qcbm" else None

@@ -1,4 +1,4 @@
-"""`qgan train`: run one trial from a config file and/or --set overrides, write its result files.
+"""Run one trial from a config file and/or --set overrides and write its result files (`qgan train`).
 
     qgan train [--config FILE.yaml|json] [--set key=value ...] --out DIR [--device cpu|cuda] [--resume]
 

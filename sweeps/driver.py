@@ -127,6 +127,21 @@ def init_ray(args: argparse.Namespace) -> bool:
     return True
 
 
+def check_resources(args: argparse.Namespace, embedded: bool) -> None:
+    """On an embedded Ray (no autoscaler) a trial asking for more than the machine has would wait forever."""
+    if not embedded:
+        return
+    import ray
+
+    have = ray.cluster_resources()
+    if args.gpus_per_trial > have.get("GPU", 0):
+        raise ValueError(f"--gpus-per-trial {args.gpus_per_trial} but this machine's Ray has "
+                         f"{have.get('GPU', 0):g} GPU(s)")
+    if args.cpus_per_trial > have.get("CPU", 0):
+        raise ValueError(f"--cpus-per-trial {args.cpus_per_trial} but this machine's Ray has "
+                         f"{have.get('CPU', 0):g} CPU(s)")
+
+
 def trial_dirname(trial) -> str:
     from sweeps.trainable import config_trial_id
 
@@ -138,13 +153,21 @@ def run_grid(phase: str, argv: list[str] | None = None) -> int:
     preset = build_preset(phase, args)
     trials = P.expand(preset)
     print(P.describe(preset), flush=True)
+    validate(trials)
     if args.dry_run:
         for t in trials:
             print(" ", t["_trial_id"])
         return 0
-    validate(trials)
     storage, name = resolve_run(args.storage, args.name, f"{phase}-{preset.name}", args.resume)
     run_dir = join(storage, name)
+    store = Store(run_dir)
+    if args.resume and store.exists("sweep.json"):
+        saved = store.read_json("sweep.json").get("trials")
+        if isinstance(saved, list) and saved and all(isinstance(t, dict) for t in saved):
+            if args.overrides or args.base_config:
+                print("note: --resume continues the run's own trial configs (sweep.json); "
+                      "--set / --base-config are ignored", flush=True)
+            trials = saved
 
     import ray
     from ray import tune
@@ -153,6 +176,7 @@ def run_grid(phase: str, argv: list[str] | None = None) -> int:
 
     embedded = init_ray(args)
     try:
+        check_resources(args, embedded)
         trainable = make_trainable(run_dir, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial)
         max_failures = preset.max_failures if args.max_failures is None else args.max_failures
         if args.resume and tune.Tuner.can_restore(run_dir):
@@ -160,9 +184,8 @@ def run_grid(phase: str, argv: list[str] | None = None) -> int:
             tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=True,
                                        restart_errored=False)
         else:
-            Store(run_dir).write_text(json.dumps({"phase": phase, "preset": preset.name, "argv": sys.argv[1:],
-                                                  "trials": [t["_trial_id"] for t in trials]}, indent=2),
-                                      "sweep.json")
+            store.write_text(json.dumps({"phase": phase, "preset": preset.name, "argv": sys.argv[1:],
+                                         "trials": trials}, indent=2, default=str), "sweep.json")
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search(trials)},
@@ -244,6 +267,8 @@ def main(phase: str, argv: list[str] | None = None) -> int:
     try:
         return run_grid(phase, argv)
     except (ValueError, FileNotFoundError) as exc:
+        if os.environ.get("QGAN_DEBUG"):
+            raise
         print(f"sweeps: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -128,8 +128,18 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ValueError(f"--set {key}: cannot parse value {raw!r}: {exc}") from None
-        out[key] = value
+        out[key] = [_number(v) for v in value] if isinstance(value, list) else _number(value)
     return out
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads `2e-4` as a string: turn such strings into numbers."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def load_base_config(path: str | Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Config keys starting with `_` are sweep bookkeeping, stripped before `TrialConfi
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -87,6 +88,8 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
     `qgan.quantum.Backend` or a callable `(TrialConfig) -> Backend` passed to run_trial (e.g. the QPU gateway
     client); None uses `config.backend`.
     """
+    # one "Checkpoint successfully created" INFO line per epoch and trial drowns the driver's output
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     fields, private = split_config(config)
     tid = config_trial_id(config)
     store = Store(run_dir)
@@ -194,6 +197,16 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
         _add_trial_id(out_dir, tid)
         if store.uri:
             store.upload_dir(out_dir, *rel)
+    except (ValueError, FileNotFoundError) as exc:
+        if state["first"] is not None:
+            raise
+        # run_trial refused to start (a device that is not there, a missing data file): a user error, the same
+        # on every retry, so it is recorded once and the trial ends without an exception (no retry)
+        reason = f"{type(exc).__name__}: {exc}"
+        state["error"] = reason
+        write_failure(reason, state["epoch"])
+        tune.report({"qgan_trial_id": tid, "trial_status": "failed", "failure_reason": reason,
+                     "epoch": state["epoch"], "mmd_last": math.nan})
     except BaseException as exc:
         # Tune retries from the last checkpoint (FailureConfig.max_failures); the summary says why it stopped.
         reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()

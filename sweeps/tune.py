@@ -26,7 +26,7 @@ if __name__ == "__main__":  # run as a script: sweeps/ is first on sys.path, the
 import yaml  # noqa: E402
 
 from sweeps import presets as P  # noqa: E402
-from sweeps.driver import add_common_args, init_ray, resolve_run, trial_dirname  # noqa: E402
+from sweeps.driver import add_common_args, check_resources, init_ray, resolve_run, trial_dirname  # noqa: E402
 from sweeps.storage import Store, join  # noqa: E402
 
 METRIC = "mmd_last"
@@ -102,6 +102,7 @@ def run(argv: list[str] | None = None) -> int:
 
     embedded = init_ray(args)
     try:
+        check_resources(args, embedded)
         trainable = make_trainable(run_dir, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial)
         if args.resume and tune.Tuner.can_restore(run_dir):
             tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=True)

@@ -36,11 +36,13 @@ def fault_run(tmp_path_factory):
     crash["_trial_id"] = trial_id({k: v for k, v in crash.items() if not k.startswith("_")}) + "-crash"
     bad = {**TINY, "model": "bernoulli", "batch_size": 64}  # batch larger than the training set: ValueError
     bad["_trial_id"] = "ferrite-bernoulli-bad-config"
+    nodata = {**TINY, "model": "bernoulli", "data_source": str(storage / "missing.npz")}  # valid, but no file
+    nodata["_trial_id"] = "ferrite-bernoulli-missing-data"
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         tuner = tune.Tuner(
             make_trainable(str(storage / "run"), cpus=1),
-            param_space={"trial": tune.grid_search([crash, bad])},
+            param_space={"trial": tune.grid_search([crash, bad, nodata])},
             tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: t.config["trial"]["_trial_id"]),
             run_config=tune.RunConfig(name="run", storage_path=str(storage),
                                       failure_config=tune.FailureConfig(max_failures=3), verbose=0),
@@ -48,11 +50,11 @@ def fault_run(tmp_path_factory):
         results = tuner.fit()
     finally:
         ray.shutdown()
-    return storage / "run", crash["_trial_id"], bad["_trial_id"], results
+    return storage / "run", crash["_trial_id"], bad["_trial_id"], results, nodata["_trial_id"]
 
 
 def test_crashed_trial_is_retried_and_resumes_from_its_checkpoint(fault_run):
-    run_dir, crash_id, _, results = fault_run
+    run_dir, crash_id, _, results, _ = fault_run
     trial_dir = run_dir / "trials" / crash_id
     assert (trial_dir / CRASH_MARKER).exists(), "the injected crash did not happen"
     attempts = _attempts(trial_dir)
@@ -74,7 +76,7 @@ def test_crashed_trial_is_retried_and_resumes_from_its_checkpoint(fault_run):
 
 
 def test_bad_config_is_reported_once_with_reason_and_not_retried(fault_run):
-    run_dir, _, bad_id, results = fault_run
+    run_dir, _, bad_id, results, _ = fault_run
     trial_dir = run_dir / "trials" / bad_id
     attempts = _attempts(trial_dir)
     assert [a["kind"] for a in attempts] == ["invalid"]
@@ -84,3 +86,13 @@ def test_bad_config_is_reported_once_with_reason_and_not_retried(fault_run):
     bad = [r for r in results if r.config["trial"]["_trial_id"] == bad_id][0]
     assert bad.error is None and bad.metrics["trial_status"] == "failed"
     assert "batch_size" in bad.metrics["failure_reason"]
+
+
+def test_trial_that_cannot_start_for_a_user_error_is_not_retried(fault_run):
+    run_dir, _, _, results, nodata_id = fault_run
+    kinds = [a["kind"] for a in _attempts(run_dir / "trials" / nodata_id)]
+    assert kinds == ["start", "end"]  # one attempt although max_failures=3
+    summary = json.loads((run_dir / "trials" / nodata_id / "summary.json").read_text())
+    assert summary["status"] == "failed" and "missing.npz" in summary["failure_reason"]
+    result = [r for r in results if r.config["trial"]["_trial_id"] == nodata_id][0]
+    assert result.error is None and result.metrics["trial_status"] == "failed"

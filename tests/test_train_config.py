@@ -25,8 +25,11 @@ def test_to_dict_round_trips_through_json():
 
 
 def test_ints_given_as_whole_floats_are_accepted_and_ints_for_floats():
-    c = TrialConfig.from_dict({"n": 6.0, "gp_lambda": 5})
+    c = TrialConfig.from_dict({"n": 6.0, "gp_lambda": 5, "lr_g": "1e-4"})  # PyYAML reads 1e-4 as a string
     assert c.n == 6 and isinstance(c.n, int) and c.gp_lambda == 5.0 and isinstance(c.gp_lambda, float)
+    assert c.lr_g == 1e-4
+    with pytest.raises(ValueError, match="lr_d must be a number"):
+        TrialConfig.from_dict({"lr_d": "fast"})
 
 
 @pytest.mark.parametrize(

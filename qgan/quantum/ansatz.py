@@ -25,6 +25,7 @@ RXX(a) = exp(-i a X(x)X/2) (Eq. 11).
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,19 @@ def connectivity_pairs(n: int, connectivity: str) -> list[tuple[int, int]]:
     if connectivity == "reduced":
         return [(i, j) for i in range(n) for j in range(i + 1, min(n, i + 4))]
     raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}")
+
+
+def _positive_int(value: Any, what: str) -> int:
+    """value as a Python int >= 1 (numpy integers accepted); ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}") from None
+    if v < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -68,10 +82,8 @@ class Ansatz:
     _cache: dict = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"number of qubits n must be a positive integer, got {self.n!r}")
-        if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1:
-            raise ValueError(f"layers must be a positive integer, got {self.layers!r}")
+        self.n = _positive_int(self.n, "number of qubits n")
+        self.layers = _positive_int(self.layers, "layers")
         self.pairs = connectivity_pairs(self.n, self.connectivity)
 
     # ----------------------------------------------------------------- layout

@@ -143,7 +143,7 @@ def _pair_angles(ansatz: Ansatz, t: torch.Tensor) -> torch.Tensor:
 
 def _cmul(ar: torch.Tensor, ai: torch.Tensor, br: torch.Tensor, bi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(ar + i ai)(br + i bi) on real tensors (torch's CPU complex kernels are several times slower)."""
-    return ar * br - ai * bi, ar * bi + ai * br
+    return torch.addcmul(ar * br, ai, bi, value=-1), torch.addcmul(ar * bi, ai, br)
 
 
 def _cmul_c(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -238,4 +238,4 @@ def probabilities(ansatz: Ansatz, thetas: torch.Tensor) -> torch.Tensor:
     differentiable by autograd. Bit q of the index x is qubit q.
     """
     m = _simulate(ansatz, thetas)
-    return m.real.square() + m.imag.square()
+    return torch.addcmul(m.real * m.real, m.imag, m.imag)

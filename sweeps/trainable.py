@@ -26,7 +26,7 @@ from ray import tune
 from sweeps.presets import trial_id as make_trial_id
 from sweeps.storage import Store
 
-CHECKPOINT_META = "_sweep.json"  # added to every checkpoint reported to Tune: {"epoch": int, "trial_id": str}
+CHECKPOINT_META = "_sweep.json"  # beside every checkpoint, also in Tune's copies: {"epoch": int, "trial_id": str}
 CRASH_MARKER = ".crash_injected"
 
 
@@ -143,21 +143,25 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
         torch.set_num_threads(max(1, int(threads)))
 
     work = tempfile.mkdtemp(prefix=f"qgan-trial-{tid[:40]}-")
-    ckpt_dir = os.path.join(work, "checkpoint")
     # run_trial names the trial after its out_dir's folder: keep that folder called <trial_id>
     out_dir = store.path(*rel) if not store.uri else os.path.join(work, tid)
-    resumed_from = 0
-    ckpt = tune.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            shutil.copytree(d, ckpt_dir)
-        meta_path = os.path.join(ckpt_dir, CHECKPOINT_META)
-        if os.path.exists(meta_path):
-            with open(meta_path) as f:
-                resumed_from = int(json.load(f).get("epoch", 0))
-            os.remove(meta_path)
-    store.append_line(json.dumps({"kind": "resume" if ckpt is not None else "start", "time": time.time(),
-                                  "resumed_from_epoch": resumed_from, "pid": os.getpid()}), *rel, "attempts.jsonl")
+    # Checkpoints. On a local/shared-filesystem storage run_trial writes them straight into
+    # trials/<id>/checkpoint/ (atomically): that copy is never older than the one Tune recorded, which matters
+    # when the driver died before Tune saved its state. Each one is also reported to Tune (ray.tune.report),
+    # which keeps its own copies; on a URI storage Tune's copy (ray.tune.get_checkpoint) is the only one.
+    ckpt_dir = store.path(*rel, "checkpoint") if not store.uri else os.path.join(work, "checkpoint")
+    resumed_from, source = _epoch_of(ckpt_dir), "trial folder"
+    if resumed_from is None:
+        resumed_from, source = 0, None
+        ckpt = tune.get_checkpoint()
+        if ckpt is not None:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            with ckpt.as_directory() as d:
+                shutil.copytree(d, ckpt_dir)
+            resumed_from, source = _epoch_of(ckpt_dir) or 0, "tune"
+    store.append_line(json.dumps({"kind": "resume" if source else "start", "time": time.time(),
+                                  "resumed_from_epoch": resumed_from, "checkpoint": source, "pid": os.getpid()}),
+                      *rel, "attempts.jsonl")
 
     crash_at = private.get("_crash_at_epoch")
     state: dict[str, Any] = {"epoch": resumed_from, "mmd_last": math.nan, "first": None, "error": None}
@@ -174,10 +178,9 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
             metrics["trial_status"] = "completed"
         crash = (crash_at is not None and epoch == int(crash_at) and not store.exists(*rel, CRASH_MARKER))
         if checkpoint_dir:
+            _write_meta(checkpoint_dir, epoch, tid)
             stage = os.path.join(work, f"report-{epoch}")
             shutil.copytree(checkpoint_dir, stage)
-            with open(os.path.join(stage, CHECKPOINT_META), "w") as f:
-                json.dump({"epoch": epoch, "trial_id": tid}, f)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(stage))
             shutil.rmtree(stage, ignore_errors=True)  # Tune has persisted it to storage
         else:
@@ -224,6 +227,25 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
                               *rel, "attempts.jsonl")
         except Exception:
             pass
+
+
+def _write_meta(checkpoint_dir: str, epoch: int, tid: str) -> None:
+    """Record which epoch the checkpoint in `checkpoint_dir` holds (atomic)."""
+    path = os.path.join(checkpoint_dir, CHECKPOINT_META)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"epoch": epoch, "trial_id": tid}, f)
+    os.replace(path + ".tmp", path)
+
+
+def _epoch_of(checkpoint_dir: str) -> int | None:
+    """Epoch of the checkpoint in a folder (None when the folder holds none)."""
+    if not os.path.isdir(checkpoint_dir) or not [n for n in os.listdir(checkpoint_dir) if n != CHECKPOINT_META]:
+        return None
+    try:
+        with open(os.path.join(checkpoint_dir, CHECKPOINT_META)) as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0  # a checkpoint written just before the process died, before its epoch was noted
 
 
 def _add_trial_id(out_dir: str, tid: str) -> None:

@@ -157,12 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m qgan.data.cli ...``), same error handling as ``qgan``."""
     parser = argparse.ArgumentParser(prog="qgan")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"qgan: error: {exc}", file=sys.stderr)
-        return 2
+    from qgan.cli import run_command
+
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

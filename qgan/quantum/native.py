@@ -38,7 +38,7 @@ from qiskit import QuantumCircuit
 from qiskit_ionq.ionq_gates import GPI2Gate, GPIGate, MSGate
 
 from qgan.quantum.ansatz import Ansatz
-from qgan.quantum.qiskit_export import theta_to_numpy
+from qgan.quantum.qiskit_export import gate_sequence
 
 NATIVE_GATE_NAMES = ("gpi", "gpi2", "ms")
 TWO_PI = 2.0 * math.pi
@@ -101,19 +101,9 @@ def ansatz_to_native(ansatz: Ansatz, theta: Any, measure: bool = True) -> Quantu
     single-qubit Z rotations); qubit q measured into clbit q when ``measure``. Submittable to qiskit-ionq
     backends created with ``gateset="native"``.
     """
-    th = theta_to_numpy(ansatz, theta)
     b = _NativeBuilder(ansatz.n, measure)
-    rx1, rz1 = th[ansatz.region1_rx], th[ansatz.region1_rz]
-    for q in range(ansatz.n):
-        b.rx(float(rx1[q]), q)
-        b.rz(float(rz1[q]), q)
-    for layer in range(ansatz.layers):
-        sl = ansatz.layer_slices(layer)
-        for (i, j), t in zip(ansatz.pairs, th[sl.rxx]):
-            b.rxx(float(t), i, j)
-        for q, (cz, dx) in enumerate(zip(th[sl.rz], th[sl.rx])):
-            b.rz(float(cz), q)
-            b.rx(float(dx), q)
+    for name, angle, qubits in gate_sequence(ansatz, theta):
+        getattr(b, name)(angle, *qubits)
     if measure:
         b.qc.measure(range(ansatz.n), range(ansatz.n))
     return b.qc

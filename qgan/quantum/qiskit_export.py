@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from qiskit import QuantumCircuit
@@ -26,22 +26,32 @@ def theta_to_numpy(ansatz: Ansatz, theta: Any) -> np.ndarray:
     return arr
 
 
-def ansatz_to_qiskit(ansatz: Ansatz, theta: Any, measure: bool = False) -> QuantumCircuit:
-    """QuantumCircuit of the ansatz with numeric angles; qubit q measured into clbit q when ``measure``."""
+def gate_sequence(ansatz: Ansatz, theta: Any) -> Iterator[tuple[str, float, tuple[int, ...]]]:
+    """The ansatz's gates in circuit order as (name, angle in rad, qubits), name in rx, rz, rxx.
+
+    Region 1: RX then RZ on every qubit; per layer: RXX on every pair, then RZ then RX on every qubit. Every
+    circuit builder (abstract qiskit, IonQ native) walks this one sequence.
+    """
     th = theta_to_numpy(ansatz, theta)
-    n = ansatz.n
-    qc = QuantumCircuit(n, n, name="qcbm") if measure else QuantumCircuit(n, name="qcbm")
     rx1, rz1 = th[ansatz.region1_rx], th[ansatz.region1_rz]
-    for q in range(n):
-        qc.rx(float(rx1[q]), q)
-        qc.rz(float(rz1[q]), q)
+    for q in range(ansatz.n):
+        yield "rx", float(rx1[q]), (q,)
+        yield "rz", float(rz1[q]), (q,)
     for layer in range(ansatz.layers):
         sl = ansatz.layer_slices(layer)
         for (i, j), t in zip(ansatz.pairs, th[sl.rxx]):
-            qc.rxx(float(t), i, j)
+            yield "rxx", float(t), (i, j)
         for q, (cz, dx) in enumerate(zip(th[sl.rz], th[sl.rx])):
-            qc.rz(float(cz), q)
-            qc.rx(float(dx), q)
+            yield "rz", float(cz), (q,)
+            yield "rx", float(dx), (q,)
+
+
+def ansatz_to_qiskit(ansatz: Ansatz, theta: Any, measure: bool = False) -> QuantumCircuit:
+    """QuantumCircuit of the ansatz with numeric angles; qubit q measured into clbit q when ``measure``."""
+    n = ansatz.n
+    qc = QuantumCircuit(n, n, name="qcbm") if measure else QuantumCircuit(n, name="qcbm")
+    for name, angle, qubits in gate_sequence(ansatz, theta):
+        getattr(qc, name)(angle, *qubits)
     if measure:
         qc.measure(range(n), range(n))
     return qc

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from qgan.quantum.ansatz import Ansatz
-from qgan.quantum.sampling import sample_indices
-from qgan.quantum.simulator import probabilities
+from qgan.quantum.sampling import inverse_cdf
+from qgan.quantum.simulator import probabilities, probability_chunks
 
 BACKEND_NAMES = ("exact", "aer", "aer-noisy", "ionq")
 
@@ -63,9 +63,16 @@ class ExactBackend(Backend):
         return probabilities(ansatz, thetas.to(device=self.device or thetas.device, dtype=self.dtype or thetas.dtype))
 
     def _sample(self, ansatz: Ansatz, thetas: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:
+        """Same draws as ``sample_indices(self.probabilities(ansatz, thetas), shots, generator)``, but each
+        cache-sized chunk of rows is sampled right after it is simulated (no (B, 2**n) probability tensor)."""
+        th = thetas.detach().to(device=self.device or thetas.device, dtype=self.dtype or thetas.dtype)
+        u = torch.rand((th.shape[0], shots), generator=generator, dtype=torch.float64, device=generator.device)
+        u = u.to(th.device)
+        out = torch.empty((th.shape[0], shots), dtype=torch.long, device=th.device)
         with torch.no_grad():
-            probs = self.probabilities(ansatz, thetas.detach())
-        return sample_indices(probs, shots, generator)
+            for rows, probs in probability_chunks(ansatz, th):
+                out[rows] = inverse_cdf(probs, u[rows])
+        return out
 
 
 # ----------------------------------------------------------------------------------------------- qiskit-aer

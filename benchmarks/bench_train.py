@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--width 8] [--n 12] [--samples 1000] [--ref-circuits 4] [--device cpu]
 
 Prints one line per measurement and the ratio reference / ours:
-1. one WGAN-GP critic+generator step (qgan.models.critic_loss: one critic pass over [real, fake, x_hat]) vs a
+1. one WGAN-GP critic+generator step (qgan.models.critic_step: one critic pass over [real, fake], one over x_hat) vs a
    plain eager fp32 loop (three critic passes, as in the WGAN-GP reference code);
 2. one fd QCBM update at n (2P circuits x N shots + the G and D passes) vs a per-circuit loop (simulate one
    circuit, sample N, push the N latents through G and D, for each of the 2P circuits). The reference is timed on
@@ -24,7 +24,7 @@ import torch
 import qgan.quantum as qq
 from qgan import qcbm_opt
 from qgan.metrics import mmd
-from qgan.models import build_models, critic_loss
+from qgan.models import build_models, critic_step, generator_step
 
 
 def _time(fn, repeat: int = 1) -> float:
@@ -48,16 +48,8 @@ def bench_wgan_step(width: int, batch: int, n: int, device: torch.device, repeat
     def ours():
         with torch.no_grad():
             fake = g(z)
-        loss, _, _ = critic_loss(d, real, fake, eps, 10.0)
-        opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_d.step()
-        d.requires_grad_(False)
-        lg = -d(g(z)).mean()
-        opt_g.zero_grad(set_to_none=True)
-        lg.backward()
-        opt_g.step()
-        d.requires_grad_(True)
+        critic_step(d, opt_d, real, fake, eps, 10.0)
+        generator_step(g, d, opt_g, z)
         if device.type == "cuda":
             torch.cuda.synchronize()
 

@@ -136,3 +136,25 @@ def generator_loss(critic: Critic, fake: torch.Tensor) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1] (B, 5, 60, 60) -> uint8 0..255 on CPU."""
     return ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).cpu()
+
+
+def critic_step(critic: Critic, opt_d: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
+                eps: torch.Tensor, gp_lambda: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Adam step of the critic on Eq. 3 (see critic_loss); returns (loss_d, wasserstein, gp), detached."""
+    loss_d, w, gp = critic_loss(critic, real, fake, eps, gp_lambda)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    return loss_d.detach(), w, gp
+
+
+def generator_step(generator: nn.Module, critic: Critic, opt_g: torch.optim.Optimizer,
+                   z: torch.Tensor) -> torch.Tensor:
+    """One Adam step of the generator on L_G = -mean D(G(z)) (Eq. 3), critic weights frozen; returns L_G."""
+    critic.requires_grad_(False)
+    loss_g = generator_loss(critic, generator(z))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    critic.requires_grad_(True)
+    return loss_g.detach()

@@ -29,7 +29,7 @@ import qgan.quantum as qq
 from qgan import qcbm_opt
 from qgan.latent import BernoulliLatent, QCBMLatent
 from qgan.metrics import KERNELS, mmd, tail_mean
-from qgan.models import build_models, critic_loss, to_uint8
+from qgan.models import build_models, critic_step, generator_step, to_uint8
 
 PHASES = ("ferrite", "bainite")
 MODELS = ("qcbm", "bernoulli")
@@ -537,22 +537,12 @@ def run_trial(
                 real = train_u8[perm[s * B : (s + 1) * B]].to(torch.float32).div_(127.5).sub_(1.0)
                 with torch.no_grad():
                     fake = G(z_all[s * B : (s + 1) * B])
-                loss_d, w, gp = critic_loss(D, real, fake, eps_all[s], cfg.gp_lambda)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                acc[0] += loss_d.detach()
+                loss_d, w, gp = critic_step(D, opt_d, real, fake, eps_all[s], cfg.gp_lambda)
+                acc[0] += loss_d
                 acc[1] += w
                 acc[2] += gp
                 if (s + 1) % cfg.n_critic == 0:
-                    zg = z_all[(steps + gi) * B : (steps + gi + 1) * B]
-                    D.requires_grad_(False)
-                    loss_g = -D(G(zg)).mean()
-                    opt_g.zero_grad(set_to_none=True)
-                    loss_g.backward()
-                    opt_g.step()
-                    D.requires_grad_(True)
-                    acc[3] += loss_g.detach()
+                    acc[3] += generator_step(G, D, opt_g, z_all[(steps + gi) * B : (steps + gi + 1) * B])
                     gi += 1
             acc_c = acc.cpu()
             rec: dict[str, Any] = {

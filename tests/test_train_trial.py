@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+import qgan.models as models
 import qgan.quantum as qq
 import qgan.train as train
 from qgan.cli import main as cli_main
@@ -143,7 +144,7 @@ def test_killed_after_epoch_3_and_resumed_equals_uninterrupted(data_path, tmp_pa
 
 
 def test_nan_loss_ends_the_trial_as_failed_within_one_epoch(data_path, tmp_path, monkeypatch):
-    orig = train.critic_loss
+    orig = models.critic_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -153,7 +154,7 @@ def test_nan_loss_ends_the_trial_as_failed_within_one_epoch(data_path, tmp_path,
             loss = loss * float("nan")
         return loss, w, gp
 
-    monkeypatch.setattr(train, "critic_loss", poisoned)
+    monkeypatch.setattr(models, "critic_loss", poisoned)  # what critic_step calls
     out = tmp_path / "nan"
     res = run_trial(_cfg(data_path, epochs=4, checkpoint_every=1), out_dir=str(out), checkpoint=str(out / "ck"))
     summary = json.loads((out / "summary.json").read_text())

@@ -23,13 +23,9 @@ import yaml
 PHASES = ("ferrite", "bainite")
 MODELS = ("qcbm", "bernoulli")
 
-# docs/interfaces.md: fields a Bernoulli trial ignores (n is shared: it is also the Bernoulli latent size).
-QCBM_ONLY = (
-    "layers", "connectivity", "theta_init", "qcbm_optimizer", "qcbm_lr", "fd_eps", "qcbm_samples", "qcbm_steps",
-    "spsa_iterations", "spsa_a", "spsa_c", "spsa_calibrate", "update_every", "qcbm_epochs", "backend",
-)
-# Never part of a setting: they do not change a trial's identity.
-BOOKKEEPING = ("device", "checkpoint_every", "n_samples_saved")
+# docs/interfaces.md: QCBM_ONLY = fields a Bernoulli trial ignores (n is shared: it is also the Bernoulli latent
+# size); BOOKKEEPING = fields that never change a trial's identity. One definition, in qgan.train.
+from qgan.train import BOOKKEEPING, QCBM_ONLY  # noqa: E402  (re-exported for the sweep layer)
 
 # Short names used in readable trial ids, in this order.
 _ID_PARTS = (("n", "n"), ("train_size", "ts"), ("update_every", "ue"), ("seed", "s"))

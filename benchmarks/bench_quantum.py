@@ -68,11 +68,11 @@ def bench_fd(repeats: int, aer_vectors: int | None) -> None:
     print(f"[1] FD gradient at n=12 full, 1 layer: {total} parameter vectors x {shots} samples; "
           f"torch {torch.get_num_threads()} threads")
 
-    backend = ExactBackend()
-
     def torch_call(dtype):
-        th = thetas.to(dtype)
-        return lambda: backend.sample(a, th, shots, torch.Generator().manual_seed(1))
+        # the trainer holds float64 parameters; the simulation precision is the backend's sample_dtype
+        # (float32 by default: the trainer's path; float64 shown for comparison)
+        backend = ExactBackend(sample_dtype=dtype)
+        return lambda: backend.sample(a, thetas, shots, torch.Generator().manual_seed(1))
 
     calls = {torch.float64: torch_call(torch.float64), torch.float32: torch_call(torch.float32)}
     sim = AerSimulator(method="statevector")
@@ -110,7 +110,7 @@ def bench_fd(repeats: int, aer_vectors: int | None) -> None:
           f"(median of {repeats} loops{note}; {aw / total * 1e3:.1f} ms wall per run)")
     for d, ts in t_torch.items():
         w, c = _median([t[0] for t in ts]), _median([t[1] for t in ts])
-        name = str(d).split(".")[-1]
+        name = str(d).split(".")[-1] + (", default" if d == ExactBackend().sample_dtype else "")
         print(f"    torch, one batched call ({name}):   wall {w * 1e3:8.1f} ms, CPU {c * 1e3:8.1f} ms "
               f"(median of {len(ts)})  -> speed-up wall {aw / w:6.1f}x, CPU {ac / c:6.1f}x")
 

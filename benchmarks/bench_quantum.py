@@ -19,18 +19,10 @@ import time
 
 import numpy as np
 import torch
+from timing import best_of
 
 from qgan.quantum import Ansatz, probabilities, sample_indices
 from qgan.quantum.backends import ExactBackend
-
-
-def _best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def fd_thetas(ansatz: Ansatz, theta: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
@@ -132,7 +124,7 @@ def bench_sizes(sizes: list[int], repeats: int) -> None:
                     return p
 
                 call()
-                t = _best_of(call, repeats if n < 22 else 1)
+                t = best_of(call, repeats if n < 22 else 1)
                 print(f"    {dev:4s} {str(dtype).split('.')[-1]:8s} n={n:2d}: {t * 1e3:10.1f} ms")
                 del a
 

@@ -16,24 +16,15 @@ Each pair is timed interleaved, best of --repeat. Timings on a shared CPU are no
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from timing import best_of
 
 import qgan.quantum as qq
 from qgan import qcbm_opt
 from qgan.metrics import mmd
 from qgan.models import build_models, critic_step, generator_step
-
-
-def _time(fn, repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def bench_wgan_step(width: int, batch: int, n: int, device: torch.device, repeat: int) -> tuple[float, float]:
@@ -75,8 +66,8 @@ def bench_wgan_step(width: int, batch: int, n: int, device: torch.device, repeat
     ours(), reference()  # warm up
     t_ours, t_ref = [], []
     for _ in range(repeat):  # interleaved, best of `repeat`: a shared CPU's load hits both alike
-        t_ours.append(_time(ours))
-        t_ref.append(_time(reference))
+        t_ours.append(best_of(ours))
+        t_ref.append(best_of(reference))
     return min(t_ours), min(t_ref)
 
 
@@ -109,8 +100,8 @@ def bench_fd_update(n: int, width: int, samples: int, ref_circuits: int, device:
 
     t_ours, t_ref = [], []
     for _ in range(repeat):  # interleaved, best of `repeat`
-        t_ours.append(_time(ours))
-        t_ref.append(_time(reference) * (2 * p) / ref_circuits)
+        t_ours.append(best_of(ours))
+        t_ref.append(best_of(reference) * (2 * p) / ref_circuits)
     return min(t_ours), min(t_ref), p
 
 
@@ -123,7 +114,7 @@ def bench_exact_update(n: int, width: int, device: torch.device, repeat: int) ->
         scorer = qcbm_opt.FrozenScorer(g, d, n, device)
         qcbm_opt.exact_update(ansatz, None, ansatz.uniform_start(), scorer, 0.1)
 
-    return _time(ours, repeat)
+    return best_of(ours, repeat)
 
 
 def bench_mmd(count: int, ref_rows: int, repeat: int) -> tuple[float, float, float, float]:
@@ -141,8 +132,8 @@ def bench_mmd(count: int, ref_rows: int, repeat: int) -> tuple[float, float, flo
 
     t_ours, t_ref = [], []
     for _ in range(repeat):  # interleaved, best of `repeat`
-        t_ours.append(_time(lambda: mmd(x, y)))
-        t_ref.append(_time(reference_rows) * count / ref_rows)
+        t_ours.append(best_of(lambda: mmd(x, y)))
+        t_ref.append(best_of(reference_rows) * count / ref_rows)
     t_ours, t_ref = min(t_ours), min(t_ref)
     xs, ys = x[:ref_rows], y[:ref_rows]
     ref_value = 2 * mean_dist(xs, ys, ref_rows) - mean_dist(xs, xs, ref_rows) - mean_dist(ys, ys, ref_rows)

@@ -8,7 +8,6 @@ Unusable trials stay in the trials table with the reason in `problem`; they neve
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -18,6 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from qgan import results
+from qgan.results import key_id, normalize_value, pair_fields, setting_fields  # noqa: F401  (the one identity)
 
 from . import schema
 
@@ -34,45 +36,6 @@ class Collected:
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_fields: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------------- config keys
-def normalize_value(v: Any) -> Any:
-    """Canonical form of a config value for comparisons: integral floats -> int, NaN -> None, tuples -> lists."""
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if math.isnan(f):
-            return None
-        if f.is_integer() and abs(f) < 2**53:
-            return int(f)
-        return f
-    if isinstance(v, dict):
-        return {str(k): normalize_value(x) for k, x in sorted(v.items())}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [normalize_value(x) for x in v]
-    return str(v)
-
-
-def setting_fields(config: dict[str, Any]) -> dict[str, Any]:
-    """The setting of a trial: every config field except `seed` and the bookkeeping fields."""
-    drop = set(schema.BOOKKEEPING_FIELDS) | {schema.SEED_FIELD}
-    return {k: v for k, v in config.items() if k not in drop}
-
-
-def pair_fields(config: dict[str, Any], extra_ignored: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The pairing key: the setting minus `model`, the QCBM-only fields (not `n`) and `extra_ignored`."""
-    drop = set(schema.QCBM_ONLY_FIELDS) | {schema.MODEL_FIELD} | set(extra_ignored)
-    return {k: v for k, v in setting_fields(config).items() if k not in drop}
-
-
-def key_id(fields: dict[str, Any]) -> str:
-    """12-hex-digit id of a dict of (normalised) fields, independent of key order."""
-    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------------------------ windows
@@ -375,9 +338,6 @@ def build_epochs(frames: dict[str, pd.DataFrame], rows: dict[str, dict[str, Any]
                                           ("bool" if dt == "bool" else dt)) for c, dt, _ in schema.EPOCHS_COLUMNS})
     out = pd.concat(parts, ignore_index=True)
     out["trial_id"] = out["trial_id"].astype("string")
-    out["epoch"] = out["epoch"].astype("int64")
-    out["circuit_calls"] = pd.to_numeric(out["circuit_calls"], errors="coerce").fillna(0).astype("int64")
-    out["qcbm_updated"] = out["qcbm_updated"].fillna(False).astype(bool)
-    for c in ("mmd", "mmd_rolling", "loss_d", "loss_g", "wasserstein", "gp", "qcbm_loss", "seconds"):
-        out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    out = results.coerce_epochs(out)
+    out["mmd_rolling"] = pd.to_numeric(out["mmd_rolling"], errors="coerce").astype("float64")
     return out

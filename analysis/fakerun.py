@@ -6,34 +6,29 @@ mmd(epoch) = final * (1 + 4 exp(-epoch / tau)) + noise, with the QCBM's `final` 
 """
 from __future__ import annotations
 
-import json
+import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 
-BASE_CONFIG: dict[str, Any] = {
-    "phase": "ferrite", "model": "bernoulli", "seed": 0, "data_source": "synthetic", "data_seed": 0,
-    "train_size": 64, "eval_size": 32, "epochs": 10, "batch_size": 16, "lr_g": 1e-4, "lr_d": 1e-4,
-    "beta1": 0.0, "beta2": 0.9, "gp_lambda": 10.0, "n_critic": 1, "width": 8, "n": 4, "layers": 1,
-    "connectivity": "full", "theta_init": "uniform", "qcbm_optimizer": "fd", "qcbm_lr": 0.1, "fd_eps": 0.1,
-    "qcbm_samples": 64, "qcbm_steps": 1, "spsa_iterations": 50, "spsa_a": None, "spsa_c": 0.2,
-    "spsa_calibrate": True, "update_every": 30, "qcbm_epochs": 100, "backend": "exact", "eval_every": 1,
-    "mmd_kernel": "energy", "device": "cpu", "checkpoint_every": 0, "n_samples_saved": 0,
-}
+from qgan import results
+from qgan.config import TrialConfig
 
-
-def _dump(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=1), encoding="utf-8")
+#: A small, valid trial config (every TrialConfig field; `TrialConfig.from_dict` accepts it).
+BASE_CONFIG: dict[str, Any] = dataclasses.asdict(TrialConfig(
+    train_size=64, eval_size=32, epochs=10, batch_size=16, width=8, n=4, qcbm_samples=64, spsa_calibrate=True,
+    n_samples_saved=0))
 
 
 def write_trial(folder: str | os.PathLike, config: dict[str, Any], mmd: Sequence[float],
                 status: str = "completed", failure_reason: str | None = None, mmd_floor: float = 0.01,
                 samples: int = 0, rng: np.random.Generator | None = None,
                 summary_overrides: dict[str, Any] | None = None) -> Path:
-    """Write one trial folder. mmd: (E,) per-epoch MMD (NaN = not evaluated); its length sets the epochs done.
+    """Write one trial folder through the result contract (qgan.results). mmd: (E,) per-epoch MMD (NaN = not
+    evaluated); its length sets the epochs done.
 
     samples > 0 writes samples.npz with `real` and `generated` uint8 (samples, 5, 60, 60)."""
     d = Path(folder)
@@ -44,22 +39,16 @@ def write_trial(folder: str | os.PathLike, config: dict[str, Any], mmd: Sequence
     upd = (config.get("model") == "qcbm") & (epoch % max(1, int(config.get("update_every", 30))) == 0) \
         & (epoch <= int(config.get("qcbm_epochs", 100)))
     calls = np.cumsum(upd * 2 * 8) if config.get("model") == "qcbm" else np.zeros(e, dtype=np.int64)
-    ep = pd.DataFrame({
-        "epoch": epoch.astype(np.int64), "mmd": mmd, "loss_d": -mmd, "loss_g": mmd * 0.5,
-        "wasserstein": mmd * 2, "gp": np.full(e, 0.1), "qcbm_updated": upd.astype(bool),
-        "qcbm_loss": np.where(upd, -mmd, np.nan), "circuit_calls": calls.astype(np.int64),
-        "seconds": np.full(e, 0.5)})
-    _dump(d / "config.json", config)
-    ep.to_parquet(d / "epochs.parquet", index=False)
-    fin = mmd[np.isfinite(mmd)]
-    last = lambda w: float(np.nanmean(mmd[max(0, e - w):])) if np.isfinite(mmd[max(0, e - w):]).any() else None
-    summary = {"status": status, "failure_reason": failure_reason, "epochs_completed": e,
-               "mmd_last100": last(100), "mmd_last500": last(500),
-               "mmd_final": float(fin[-1]) if len(fin) else None, "mmd_floor": mmd_floor,
-               "circuit_calls": int(calls[-1]) if e else 0, "seconds_total": 0.5 * e,
-               "theta": [0.0] * 4 if config.get("model") == "qcbm" else None}
+    records = [{**results.empty_record(int(ep)), "mmd": float(m), "loss_d": -float(m), "loss_g": 0.5 * float(m),
+                "wasserstein": 2.0 * float(m), "gp": 0.1, "qcbm_updated": bool(u),
+                "qcbm_loss": -float(m) if u else math.nan, "circuit_calls": int(c), "seconds": 0.5}
+               for ep, m, u, c in zip(epoch, mmd, upd, calls)]
+    results.write_json(d / "config.json", config)
+    results.write_epochs(d / "epochs.parquet", records)
+    theta = [0.0] * 4 if config.get("model") == "qcbm" else None
+    summary = results.summarize(records, status, failure_reason, mmd_floor, int(calls[-1]) if e else 0, theta)
     summary.update(summary_overrides or {})
-    _dump(d / "summary.json", summary)
+    results.write_json(d / "summary.json", summary)
     if samples:
         rng = rng or np.random.default_rng(0)
         real = rng.integers(0, 256, size=(samples, 5, 60, 60), dtype=np.uint8)

@@ -157,11 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return handler(args)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"analysis: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("analysis: interrupted", file=sys.stderr)
-        return 130
+    from qgan.cli_errors import run_cli
+
+    return run_cli("analysis", lambda: handler(args))

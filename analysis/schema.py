@@ -11,28 +11,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-#: Fields that only the QCBM model reads (ignored by a Bernoulli trial). `n` is *not* here.
-QCBM_ONLY_FIELDS: tuple[str, ...] = (
-    "layers", "connectivity", "theta_init", "qcbm_optimizer", "qcbm_lr", "fd_eps", "qcbm_samples",
-    "qcbm_steps", "spsa_iterations", "spsa_a", "spsa_c", "spsa_calibrate", "update_every", "qcbm_epochs",
-    "backend",
-)
+from qgan import results
+
+# The per-trial file contract (config field roles, epoch columns, summary fields) lives in qgan.results, the one
+# torch-free module that the trainer, the sweeps and analysis share; analysis names it through these aliases.
+QCBM_ONLY_FIELDS: tuple[str, ...] = results.QCBM_ONLY
 #: Fields that never make two trials different settings (`trial_id` is added by the sweep layer).
-BOOKKEEPING_FIELDS: tuple[str, ...] = ("device", "checkpoint_every", "n_samples_saved", "trial_id")
-#: Per-trial identity fields that are not part of a setting.
+BOOKKEEPING_FIELDS: tuple[str, ...] = (*results.BOOKKEEPING, results.TRIAL_ID)
 SEED_FIELD = "seed"
 MODEL_FIELD = "model"
-MODELS = ("bernoulli", "qcbm")
-#: Summary statuses written by the trainer.
-STATUSES = ("completed", "failed", "running")
-#: Epochs averaged for Eq. 10 and for the dashed "final MMD" line (paper §5.1).
-LAST_SHORT = 100
-LAST_LONG = 500
-#: Channel names of the 5-channel images (docs/interfaces.md).
-CHANNELS = ("IQ", "phase", "KAM", "KS deviation", "grain mask")
-#: Columns every epochs.parquet of a trial must have (docs/interfaces.md).
-EPOCH_COLUMNS = ("epoch", "mmd", "loss_d", "loss_g", "wasserstein", "gp", "qcbm_updated", "qcbm_loss",
-                 "circuit_calls", "seconds")
+MODELS = results.MODELS
+STATUSES = results.STATUSES
+LAST_SHORT = results.LAST_SHORT
+LAST_LONG = results.LAST_LONG
+CHANNELS = results.CHANNELS
 
 # ---------------------------------------------------------------------------------------------------------
 # Output tables: (column, dtype, meaning). "config..." marks where the trial's config columns go.
@@ -69,17 +61,10 @@ TRIALS_COLUMNS: list[tuple[str, str, str]] = [
 
 EPOCHS_COLUMNS: list[tuple[str, str, str]] = [
     ("trial_id", "string", "trial the row belongs to (join with trials.parquet)"),
-    ("epoch", "int64", "1-based epoch"),
-    ("mmd", "float64", "Eq. 9 MMD of the epoch (NaN where not evaluated)"),
-    ("mmd_rolling", "float64", "rolling mean of `mmd` over min(100, E) epochs, NaN-aware (Fig. 3 solid line)"),
-    ("loss_d", "float64", "critic loss"),
-    ("loss_g", "float64", "generator loss"),
-    ("wasserstein", "float64", "Wasserstein estimate"),
-    ("gp", "float64", "gradient penalty"),
-    ("qcbm_updated", "bool", "a QCBM update happened in this epoch"),
-    ("qcbm_loss", "float64", "QCBM loss after the update (NaN when none)"),
-    ("circuit_calls", "int64", "cumulative circuit calls"),
-    ("seconds", "float64", "wall time of the epoch"),
+    # the trial's epochs.parquet columns (qgan.results.EPOCH_SCHEMA), with the rolling MMD right after `mmd`
+    *[row for name, (dtype, meaning) in results.EPOCH_SCHEMA.items() for row in
+      [(name, dtype, meaning)] + ([("mmd_rolling", "float64", "rolling mean of `mmd` over min(100, E) epochs, "
+                                   "NaN-aware (Fig. 3 solid line)")] if name == "mmd" else [])],
 ]
 
 IMPROVEMENT_COLUMNS: list[tuple[str, str, str]] = [

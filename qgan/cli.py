@@ -28,14 +28,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run a parsed sub-command; a user error becomes one line `qgan: error: ...` and exit status 2."""
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"qgan: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("qgan: interrupted", file=sys.stderr)
-        return 130
+    from qgan.cli_errors import run_cli
+
+    return run_cli("qgan", lambda: args.func(args))
 
 
 if __name__ == "__main__":

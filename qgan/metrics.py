@@ -10,6 +10,8 @@ import math
 import numpy as np
 import torch
 
+from qgan.results import tail_mean  # noqa: F401  (the one definition; re-exported)
+
 KERNELS = ("energy", "linear", "rbf")
 
 # Squared distances below this fraction of |x|^2 + |y|^2 are rounding noise of the Gram trick and set to 0,
@@ -121,8 +123,3 @@ def rolling_mean(values: np.ndarray | list[float], window: int = 100) -> np.ndar
         return np.where(c > 0, s / np.maximum(c, 1), np.nan)
 
 
-def tail_mean(values: np.ndarray | list[float], last: int) -> float:
-    """Mean of the finite values among the last `last` entries (or all that exist); NaN if none."""
-    v = np.asarray(values, dtype=np.float64)[-last:] if last > 0 else np.zeros(0)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else math.nan

@@ -30,32 +30,15 @@ def _load_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out[key] = value
-    return out
-
-
 def build_config(args) -> "Any":
-    from qgan.train import TrialConfig
+    from qgan.config import TrialConfig, parse_set
 
     data: dict[str, Any] = {}
     if args.config:
         data.update(_load_config_file(args.config))
     elif args.resume and os.path.exists(os.path.join(args.out, "config.json")):
         data.update(_load_config_file(os.path.join(args.out, "config.json")))
-    data.update(_parse_set(args.set))
+    data.update(parse_set(args.set))
     if args.device:
         data["device"] = args.device
     return TrialConfig.from_dict(data)

@@ -264,13 +264,6 @@ def report(run_dir: str, trials: list[dict[str, Any]], results=None) -> bool:
 
 def main(phase: str, argv: list[str] | None = None) -> int:
     """Entry point of sweeps/<phase>.py: user errors print one line `sweeps: error: ...` and exit 2."""
-    try:
-        return run_grid(phase, argv)
-    except (ValueError, FileNotFoundError) as exc:
-        if os.environ.get("QGAN_DEBUG"):
-            raise
-        print(f"sweeps: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("sweeps: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+    from qgan.cli_errors import run_cli
+
+    return run_cli("sweeps", lambda: run_grid(phase, argv), interrupted="continue with --resume")

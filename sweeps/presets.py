@@ -11,21 +11,18 @@ Every trial dict carries `_trial_id` (deterministic and readable, e.g.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-PHASES = ("ferrite", "bainite")
-MODELS = ("qcbm", "bernoulli")
-
 # docs/interfaces.md: QCBM_ONLY = fields a Bernoulli trial ignores (n is shared: it is also the Bernoulli latent
-# size); BOOKKEEPING = fields that never change a trial's identity. One definition, in qgan.train.
-from qgan.train import BOOKKEEPING, QCBM_ONLY  # noqa: E402  (re-exported for the sweep layer)
+# size); BOOKKEEPING = fields that never change a trial's identity. One definition each, in qgan.results; the
+# `--set` parser is qgan.config's. All re-exported for the sweep layer.
+from qgan.config import TrialConfig, parse_set  # noqa: F401
+from qgan.results import BOOKKEEPING, MODELS, PHASES, QCBM_ONLY, trial_key  # noqa: F401
 
 # Short names used in readable trial ids, in this order.
 _ID_PARTS = (("n", "n"), ("train_size", "ts"), ("update_every", "ue"), ("seed", "s"))
@@ -112,32 +109,6 @@ PRESETS = ("smoke", "paper")
 # Overrides
 
 
-def parse_set(items: list[str] | None) -> dict[str, Any]:
-    """Parse `--set key=value` items; values are YAML scalars or lists (`n=[2,4]`, `lr_g=2e-4`, `device=cuda`)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ValueError(f"--set {key}: cannot parse value {raw!r}: {exc}") from None
-        out[key] = [_number(v) for v in value] if isinstance(value, list) else _number(value)
-    return out
-
-
-def _number(value: Any) -> Any:
-    """YAML 1.1 reads `2e-4` as a string: turn such strings into numbers."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
 def load_base_config(path: str | Path) -> dict[str, Any]:
     """Read a JSON or YAML mapping of config fields (e.g. the best config written by sweeps/tune.py)."""
     p = Path(path)
@@ -189,10 +160,14 @@ def apply_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
 
 
 def setting_key(config: dict[str, Any]) -> str:
-    """Stable short hash of a trial's identity (all fields except bookkeeping and `_` keys)."""
-    ident = {k: v for k, v in config.items() if not k.startswith("_") and k not in BOOKKEEPING}
-    blob = json.dumps(ident, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:6]
+    """Short hash of a trial's identity: `qgan.results.trial_key` of its effective config (defaults filled in),
+    so that a field left at its default and the same value spelt out name the same trial."""
+    fields = {k: v for k, v in config.items() if not k.startswith("_")}
+    try:
+        fields = TrialConfig.from_dict(fields).to_dict()
+    except ValueError:
+        pass  # an invalid trial keeps its raw fields; the trainable records why it is invalid
+    return trial_key(fields)[:6]
 
 
 def trial_id(config: dict[str, Any]) -> str:

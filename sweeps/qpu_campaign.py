@@ -34,9 +34,9 @@ from typing import Any
 if __package__ in (None, ""):  # `python sweeps/qpu_campaign.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from qgan.results import PHASES  # noqa: E402
 from sweeps.storage import Store, is_uri, join  # noqa: E402
 
-PHASES = ("ferrite", "bainite")
 # spec.md §5.2 [R-paper]
 PAPER = {
     "ferrite": {"connectivity": "full", "cycles": 5},
@@ -299,14 +299,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"qpu_campaign: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("qpu_campaign: interrupted; continue with --resume --name <run>", file=sys.stderr)
-        return 130
+    from qgan.cli_errors import run_cli
+
+    return run_cli("qpu_campaign", lambda: run(args), interrupted="continue with --resume --name <run>")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The Ray Tune function trainable: one QCBM-WGAN or Bernoulli-WGAN trial = one `qgan.train.run_trial` call.
 
-Per epoch it reports the epoch record (plus `qgan_trial_id`, `mmd_last`, `trial_status`) with `ray.tune.report(metrics, checkpoint=...)`
+Per epoch it reports the epoch record (plus `qgan_trial_id` (METRIC_TRIAL_ID), `mmd_last`, `trial_status`) with `ray.tune.report(metrics, checkpoint=...)`
 whenever run_trial wrote a checkpoint; a restarted trial (crash retry, `--resume`) continues from
 `ray.tune.get_checkpoint()`. qgan's per-trial files go to `<run_dir>/trials/<trial_id>/` (config.json,
 epochs.parquet, summary.json, ...), plus `attempts.jsonl`, one line per start of the trainable.
@@ -23,8 +23,12 @@ from typing import Any, Callable
 
 from ray import tune
 
+from qgan import results
 from sweeps.presets import trial_id as make_trial_id
 from sweeps.storage import Store
+
+#: The key of the trial's qgan id in every Tune metric dict (Tune's own `trial_id` is a different id).
+METRIC_TRIAL_ID = "qgan_trial_id"
 
 CHECKPOINT_META = "_sweep.json"  # beside every checkpoint, also in Tune's copies: {"epoch": int, "trial_id": str}
 CRASH_MARKER = ".crash_injected"
@@ -95,22 +99,20 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
     store = Store(run_dir)
     rel = ("trials", tid)
 
-    def write_failure(reason: str, epochs_completed: int = 0) -> None:
+    def write_failure(reason: str, epochs_completed: int = 0, replace: bool = False) -> None:
+        """summary.json of a failure outside the epoch loop; keeps the trainer's own record unless `replace`."""
         if not store.exists(*rel, "config.json"):
-            store.write_text(json.dumps({**fields, "trial_id": tid}, indent=2, default=str), *rel, "config.json")
-        summary = {"status": "failed", "failure_reason": reason, "epochs_completed": epochs_completed,
-                   "mmd_last100": None, "mmd_last500": None, "mmd_final": None, "mmd_floor": None,
-                   "circuit_calls": None, "seconds_total": None, "theta": None}
+            store.write_text(results.json_text({**fields, results.TRIAL_ID: tid}), *rel, "config.json")
+        old: dict[str, Any] = {}
         if store.exists(*rel, "summary.json"):  # keep what run_trial already summarised (metrics, theta)
             try:
                 old = store.read_json(*rel, "summary.json")
             except (ValueError, OSError):
                 old = {}
-            if old.get("status") == "failed" and old.get("failure_reason"):
-                return  # run_trial recorded the failure itself
-            summary = {**summary, **{k: v for k, v in old.items() if v is not None},
-                       "status": "failed", "failure_reason": reason}
-        store.write_text(json.dumps(summary, indent=2), *rel, "summary.json")
+        if not replace and results.records_failed_by_trainer(old):
+            return
+        store.write_text(results.json_text(results.failed_summary(reason, epochs_completed, previous=old)),
+                         *rel, "summary.json")
 
     # 1. A bad config is the user's error: record it once and end normally, so Tune does not retry it.
     try:
@@ -120,7 +122,7 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
         write_failure(reason)
         store.append_line(json.dumps({"kind": "invalid", "time": time.time(), "reason": str(exc)}),
                           *rel, "attempts.jsonl")
-        tune.report({"qgan_trial_id": tid, "trial_status": "failed", "failure_reason": reason, "epoch": 0,
+        tune.report({METRIC_TRIAL_ID: tid, "trial_status": "failed", "failure_reason": reason, "epoch": 0,
                      "mmd_last": math.nan})
         return
 
@@ -133,7 +135,7 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
         if done.get("status") == "completed" and int(done.get("epochs_completed") or 0) >= cfg.epochs:
             store.append_line(json.dumps({"kind": "skip", "time": time.time(), "pid": os.getpid()}),
                               *rel, "attempts.jsonl")
-            tune.report({"qgan_trial_id": tid, "trial_status": "completed", "epoch": int(done["epochs_completed"]),
+            tune.report({METRIC_TRIAL_ID: tid, "trial_status": "completed", "epoch": int(done["epochs_completed"]),
                          "mmd_last": _num(done.get("mmd_final")), "skipped": True})
             return
 
@@ -143,7 +145,6 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
         torch.set_num_threads(max(1, int(threads)))
 
     work = tempfile.mkdtemp(prefix=f"qgan-trial-{tid[:40]}-")
-    # run_trial names the trial after its out_dir's folder: keep that folder called <trial_id>
     out_dir = store.path(*rel) if not store.uri else os.path.join(work, tid)
     # Checkpoints. On a local/shared-filesystem storage run_trial writes them straight into
     # trials/<id>/checkpoint/ (atomically): that copy is never older than the one Tune recorded, which matters
@@ -173,7 +174,7 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
             state["first"] = epoch
         if _finite(record.get("mmd")):
             state["mmd_last"] = float(record["mmd"])
-        metrics = {**_metrics(record), "qgan_trial_id": tid, "mmd_last": state["mmd_last"], "trial_status": "running"}
+        metrics = {**_metrics(record), METRIC_TRIAL_ID: tid, "mmd_last": state["mmd_last"], "trial_status": "running"}
         if epoch >= cfg.epochs:
             metrics["trial_status"] = "completed"
         crash = (crash_at is not None and epoch == int(crash_at) and not store.exists(*rel, CRASH_MARKER))
@@ -196,8 +197,7 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
     from qgan.train import run_trial
 
     try:
-        run_trial(cfg, on_epoch=on_epoch, checkpoint=ckpt_dir, out_dir=out_dir, backend=trial_backend)
-        _add_trial_id(out_dir, tid)
+        run_trial(cfg, on_epoch=on_epoch, checkpoint=ckpt_dir, out_dir=out_dir, backend=trial_backend, trial_id=tid)
         if store.uri:
             store.upload_dir(out_dir, *rel)
     except (ValueError, FileNotFoundError) as exc:
@@ -208,9 +208,19 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
         reason = f"{type(exc).__name__}: {exc}"
         state["error"] = reason
         write_failure(reason, state["epoch"])
-        tune.report({"qgan_trial_id": tid, "trial_status": "failed", "failure_reason": reason,
+        tune.report({METRIC_TRIAL_ID: tid, "trial_status": "failed", "failure_reason": reason,
                      "epoch": state["epoch"], "mmd_last": math.nan})
     except BaseException as exc:
+        kind = getattr(exc, "ends_trial_as", None)
+        if kind:
+            # a refusal that no retry can change (the QPU budget): recorded once, replacing the trainer's generic
+            # crash record, and the trial ends without an exception (no Tune retry)
+            reason = f"{kind}: {exc}"
+            state["error"] = reason
+            write_failure(reason, state["epoch"], replace=True)
+            tune.report({METRIC_TRIAL_ID: tid, "trial_status": "failed", "failure_reason": reason,
+                         "epoch": state["epoch"], "mmd_last": math.nan})
+            return
         # Tune retries from the last checkpoint (FailureConfig.max_failures); the summary says why it stopped.
         reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         state["error"] = reason
@@ -246,22 +256,6 @@ def _epoch_of(checkpoint_dir: str) -> int | None:
             return int(json.load(f)["epoch"])
     except (OSError, ValueError, KeyError):
         return 0  # a checkpoint written just before the process died, before its epoch was noted
-
-
-def _add_trial_id(out_dir: str, tid: str) -> None:
-    """config.json = TrialConfig.to_dict() plus "trial_id" (docs/interfaces.md); add it if run_trial did not."""
-    path = os.path.join(out_dir, "config.json")
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        data = json.load(f)
-    if data.get("trial_id") == tid:
-        return
-    data["trial_id"] = tid
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def make_trainable(run_dir: str, *, cpus: float = 1, gpus: float = 0, backend: Any = None) -> Callable:

@@ -5,10 +5,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 
-from qgan.data import Dataset, save_dataset
+from conftest import write_random_dataset
 from qgan.train import TrialConfig, run_trial
 
 EPOCHS = 12
@@ -28,9 +27,7 @@ def _rows(path: str) -> int:
 
 
 def test_sigkilled_qgan_train_resumes_to_the_uninterrupted_records(tmp_path):
-    images = np.random.default_rng(3).integers(0, 256, (48, 5, 60, 60), dtype=np.uint8)
-    data_path = str(tmp_path / "random.npz")
-    save_dataset(data_path, Dataset(images, np.array(["ferrite"] * 48), {"source": "test"}))
+    data_path = write_random_dataset(tmp_path / "random.npz", 48, seed=3)
     settings = _settings(data_path)
     out = tmp_path / "trial"
     cmd = [sys.executable, "-m", "qgan.cli", "train", "--out", str(out), "--quiet"]

@@ -12,19 +12,14 @@ import torch
 import qgan.models as models
 import qgan.quantum as qq
 import qgan.train as train
+import qgan.trial_state as trial_state
 from qgan.cli import main as cli_main
-from qgan.data import Dataset, save_dataset
 from qgan.train import RECORD_COLUMNS, TrialConfig, run_trial
 
 
 @pytest.fixture()
-def data_path(tmp_path, monkeypatch):
-    monkeypatch.setenv("QGAN_CACHE_DIR", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (120, 5, 60, 60), dtype=np.uint8)
-    path = str(tmp_path / "random.npz")
-    save_dataset(path, Dataset(images, np.array(["ferrite"] * 120), {"source": "test"}))
-    return path
+def data_path(make_dataset):
+    return make_dataset(120, seed=0)
 
 
 def _cfg(data_path, **kw):
@@ -86,14 +81,14 @@ def test_same_config_and_seed_give_identical_epochs(data_path, tmp_path):
 def test_bernoulli_and_qcbm_with_the_same_seed_start_from_identical_networks_and_data_order(data_path, tmp_path,
                                                                                          monkeypatch):
     built = []
-    orig = train.build_models
+    orig = trial_state.build_models
 
     def capture(*args, **kwargs):
         g, d = orig(*args, **kwargs)
         built.append((copy.deepcopy(g.state_dict()), copy.deepcopy(d.state_dict())))
         return g, d
 
-    monkeypatch.setattr(train, "build_models", capture)
+    monkeypatch.setattr(trial_state, "build_models", capture)
     perms = []
     orig_randperm = torch.randperm
 
@@ -168,6 +163,7 @@ def test_nan_loss_ends_the_trial_as_failed_within_one_epoch(data_path, tmp_path,
 def test_remote_backend_uses_a_latent_pool_and_only_spsa_calls(data_path):
     class FakeQPU(qq.ExactBackend):
         name = "fake-qpu"
+        fresh_latents = False  # samples like remote hardware: latents from a pool
 
     bk = FakeQPU()
     bk.circuit_calls = 100  # a shared client that already ran other trials' circuits

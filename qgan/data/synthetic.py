@@ -29,7 +29,8 @@ from .io import BCC, FCC, NOISE, OrientationMap
 from .orientation import (CUBIC_SYMMETRY, KS_QUATERNION, disorientation_angle, ks_variant_planes,
                           quat_from_axis_angle, quat_multiply, quat_normalize, random_quaternions)
 
-PHASES = ("ferrite", "bainite")
+from qgan.results import PHASES  # noqa: E402  (the one definition)
+
 GENERATOR_VERSION = "1"
 
 

@@ -23,6 +23,10 @@ class Backend:
     """Base class: subclasses implement ``_sample(ansatz, thetas (B, P) float64 CPU/any, shots, generator)``."""
 
     name: str = "backend"
+    #: True when sampling is cheap enough to draw fresh latents from the circuit every epoch (simulators);
+    #: False for hardware, the QPU gateway and per-shot noisy emulation, whose latents come from a pool of the
+    #: last circuit run's bitstrings (as in the paper's QPU runs).
+    fresh_latents: bool = False
 
     def __init__(self) -> None:
         self.circuit_calls = 0
@@ -56,6 +60,7 @@ class ExactBackend(Backend):
     """
 
     name = "exact"
+    fresh_latents = True
 
     def __init__(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                  sample_dtype: torch.dtype = torch.float32) -> None:
@@ -162,6 +167,7 @@ class AerBackend(Backend):
         self.noise_model = noise_model
         self.native = (noise_model is not None) if native is None else bool(native)
         self.name = name or ("aer-noisy" if noise_model is not None else "aer")
+        self.fresh_latents = noise_model is None  # a noisy run is one trajectory per shot: too slow per epoch
 
     def circuits(self, ansatz: Ansatz, thetas: torch.Tensor) -> list:
         thetas = ansatz.check_thetas(thetas).detach().cpu().to(torch.float64).numpy()

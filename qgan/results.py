@@ -1,0 +1,276 @@
+"""The per-trial result contract: one definition for every writer and every reader. Never imports torch.
+
+A trial folder holds `config.json` (the effective `TrialConfig.to_dict()` plus `trial_id`), `epochs.parquet`
+(one row per finished epoch, columns `EPOCH_SCHEMA`), `summary.json` (fields `SUMMARY_FIELDS`), and optionally
+`samples.npz` / `samples.png` and `checkpoint/`. The trainer (`qgan.train`), the sweep trainable
+(`sweeps.trainable`), the QPU campaign (`sweeps.qpu_campaign`), the analysis test fixtures
+(`analysis.fakerun`) and the analysis reader (`analysis.collect`) all go through this module; nothing else
+lists these columns or fields.
+
+Identity (docs/interfaces.md): the *identity* of a trial is its effective config minus the bookkeeping fields;
+its *setting* is the identity minus `seed`. `key_id` hashes either to 12 hex digits, independent of key order
+and of int/float spelling, so presets, the QPU gateway and analysis name a trial and a setting the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+# ----------------------------------------------------------------------------------------- enumerations
+PHASES: tuple[str, ...] = ("ferrite", "bainite")
+MODELS: tuple[str, ...] = ("qcbm", "bernoulli")
+STATUSES: tuple[str, ...] = ("completed", "failed", "running")
+#: Names of the five image channels, in order (docs/data.md).
+CHANNELS: tuple[str, ...] = ("IQ", "phase", "KAM", "KS deviation", "grain mask")
+
+# ----------------------------------------------------------------------------------------- field roles
+#: Fields only the QCBM model reads; a Bernoulli trial ignores them. `n` is not here: it is also the Bernoulli
+#: latent size.
+QCBM_ONLY: tuple[str, ...] = (
+    "layers", "connectivity", "theta_init", "qcbm_optimizer", "qcbm_lr", "fd_eps", "qcbm_samples", "qcbm_steps",
+    "spsa_iterations", "spsa_a", "spsa_c", "spsa_calibrate", "update_every", "qcbm_epochs", "backend",
+)
+#: Config fields that never make two trials different (how it runs, not what it computes).
+BOOKKEEPING: tuple[str, ...] = ("device", "checkpoint_every", "n_samples_saved")
+#: The key config.json carries beside the TrialConfig fields, and that Tune metrics carry.
+TRIAL_ID = "trial_id"
+
+# ----------------------------------------------------------------------------------------- epochs.parquet
+#: name -> (pandas/Arrow dtype, meaning). Order = column order of epochs.parquet.
+EPOCH_SCHEMA: dict[str, tuple[str, str]] = {
+    "epoch": ("int64", "1-based epoch"),
+    "mmd": ("float64", "Eq. 9 MMD of the epoch (NaN where not evaluated)"),
+    "loss_d": ("float64", "critic loss"),
+    "loss_g": ("float64", "generator loss"),
+    "wasserstein": ("float64", "Wasserstein estimate"),
+    "gp": ("float64", "gradient penalty"),
+    "qcbm_updated": ("bool", "a QCBM update happened in this epoch"),
+    "qcbm_loss": ("float64", "QCBM loss after the update (NaN when none)"),
+    "circuit_calls": ("int64", "cumulative circuit calls"),
+    "seconds": ("float64", "wall time of the epoch"),
+}
+EPOCH_COLUMNS: tuple[str, ...] = tuple(EPOCH_SCHEMA)
+#: Columns that measure time and so differ between otherwise identical runs.
+TIMING_COLUMNS: tuple[str, ...] = ("seconds",)
+
+
+def empty_record(epoch: int) -> dict[str, Any]:
+    """A record of `epoch` with every column at its 'nothing happened' value (NaN, False, 0)."""
+    rec: dict[str, Any] = {}
+    for name, (dtype, _) in EPOCH_SCHEMA.items():
+        rec[name] = False if dtype == "bool" else (0 if dtype == "int64" else math.nan)
+    rec["epoch"] = int(epoch)
+    rec["seconds"] = 0.0
+    return rec
+
+
+def epochs_frame(records: Iterable[dict[str, Any]]):
+    """Records -> pandas DataFrame with exactly the epochs.parquet columns and dtypes (missing -> defaults)."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(list(records), columns=list(EPOCH_COLUMNS))
+    return coerce_epochs(df)
+
+
+def coerce_epochs(df):
+    """Give the EPOCH_SCHEMA columns of `df` their dtypes (adding missing ones); other columns untouched."""
+    import pandas as pd
+
+    df = df.copy()
+    for name, (dtype, _) in EPOCH_SCHEMA.items():
+        if name not in df.columns:
+            df[name] = False if dtype == "bool" else (0 if dtype == "int64" else math.nan)
+        if dtype == "bool":
+            df[name] = df[name].astype("boolean").fillna(False).astype(bool)
+        elif dtype == "int64":
+            df[name] = pd.to_numeric(df[name], errors="coerce").fillna(0).astype("int64")
+        else:
+            df[name] = pd.to_numeric(df[name], errors="coerce").astype(dtype)
+    return df
+
+
+def write_epochs(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
+    """Atomic epochs.parquet."""
+    df = epochs_frame(records)
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+# ----------------------------------------------------------------------------------------- summary.json
+#: Every field of summary.json -> meaning. `summarize` and `failed_summary` write exactly these.
+SUMMARY_FIELDS: dict[str, str] = {
+    "status": "completed, failed or running",
+    "failure_reason": "why the trial failed (null otherwise)",
+    "epochs_completed": "number of finished epochs",
+    "mmd_last100": "mean evaluated MMD over the final min(100, E) epochs (Eq. 10 input)",
+    "mmd_last500": "mean evaluated MMD over the final min(500, E) epochs",
+    "mmd_final": "last evaluated MMD",
+    "mmd_floor": "real-vs-real residual MMD of the two held-out real sets",
+    "circuit_calls": "circuit executions of the trial",
+    "seconds_total": "sum of the epoch wall times",
+    "theta": "final QCBM parameters (null for Bernoulli)",
+}
+LAST_SHORT = 100
+LAST_LONG = 500
+
+
+def tail_mean(values: Iterable[float | None], window: int) -> float:
+    """Mean of the finite values among the last `window` entries (or all that exist); NaN if none."""
+    v = np.asarray([math.nan if x is None else x for x in values], dtype=np.float64)
+    v = v[-int(window):] if window > 0 else np.zeros(0)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
+def summarize(records: list[dict[str, Any]], status: str, failure_reason: str | None, floor: float | None,
+              circuit_calls: int, theta: Iterable[float] | None) -> dict[str, Any]:
+    """The summary.json dict of a trial from its epoch records (MMD tail means over the last 100 / 500)."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    mmds = [r["mmd"] for r in records]
+    finite = [m for m in mmds if m is not None and math.isfinite(m)]
+    return {
+        "status": status,
+        "failure_reason": failure_reason,
+        "epochs_completed": len(records),
+        "mmd_last100": tail_mean(mmds, LAST_SHORT),
+        "mmd_last500": tail_mean(mmds, LAST_LONG),
+        "mmd_final": finite[-1] if finite else math.nan,
+        "mmd_floor": math.nan if floor is None else float(floor),
+        "circuit_calls": int(circuit_calls),
+        "seconds_total": float(sum(r["seconds"] for r in records)),
+        "theta": None if theta is None else [float(t) for t in theta],
+    }
+
+
+def failed_summary(reason: str, epochs_completed: int = 0, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """summary.json of a trial that failed outside the training loop (bad config, refused budget, crash).
+
+    Keeps what an earlier summary of the same trial already measured (`previous`: its non-null fields), so a
+    failure recorded after some epochs still shows their MMD and theta."""
+    out: dict[str, Any] = {k: None for k in SUMMARY_FIELDS}
+    out["epochs_completed"] = int(epochs_completed)
+    for k, v in (previous or {}).items():
+        if k in SUMMARY_FIELDS and v is not None:
+            out[k] = v
+    out["status"] = "failed"
+    out["failure_reason"] = str(reason)
+    return out
+
+
+def records_failed_by_trainer(summary: dict[str, Any] | None) -> bool:
+    """True when `summary` already records a failure with its reason (the trainer wrote it: keep it)."""
+    return bool(summary) and summary.get("status") == "failed" and bool(summary.get("failure_reason"))
+
+
+# ----------------------------------------------------------------------------------------- atomic files
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call write(tmp) on a temporary file beside `path`, then rename it onto `path` (never half a file)."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=d)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def jsonable(v: Any) -> Any:
+    """NaN/inf -> None, tuples -> lists, numpy scalars -> Python, recursively (strict JSON)."""
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, dict):
+        return {k: jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    return v
+
+
+def json_text(obj: Any) -> str:
+    """The text every JSON result file is written with (indent 2, NaN -> null, trailing newline)."""
+    return json.dumps(jsonable(obj), indent=2, default=str) + "\n"
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomic JSON file (NaN/inf -> null)."""
+    write_text(path, json_text(obj))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomic text file."""
+
+    def w(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    atomic_write(path, w)
+
+
+# ----------------------------------------------------------------------------------------- identity
+def normalize_value(v: Any) -> Any:
+    """Canonical form of a config value for comparisons: integral floats -> int, NaN -> None, tuples -> lists."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if math.isnan(f):
+            return None
+        if f.is_integer() and abs(f) < 2**53:
+            return int(f)
+        return f
+    if isinstance(v, dict):
+        return {str(k): normalize_value(x) for k, x in sorted(v.items())}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [normalize_value(x) for x in v]
+    return str(v)
+
+
+def key_id(fields: dict[str, Any]) -> str:
+    """12-hex-digit id of a dict of config fields, independent of key order and of 3 vs 3.0."""
+    norm = {str(k): normalize_value(v) for k, v in fields.items()}
+    text = json.dumps(norm, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def identity_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes a trial this trial: the config minus bookkeeping, `trial_id` and sweep-private `_` keys."""
+    drop = set(BOOKKEEPING) | {TRIAL_ID}
+    return {k: v for k, v in config.items() if k not in drop and not str(k).startswith("_")}
+
+
+def setting_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The setting of a trial: its identity minus `seed` (what its seeds repeat)."""
+    return {k: v for k, v in identity_fields(config).items() if k != "seed"}
+
+
+def pair_fields(config: dict[str, Any], extra_ignored: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The pairing key: the setting minus `model`, the QCBM-only fields (not `n`) and `extra_ignored`."""
+    drop = set(QCBM_ONLY) | {"model"} | set(extra_ignored)
+    return {k: v for k, v in setting_fields(config).items() if k not in drop}
+
+
+def trial_key(config: dict[str, Any]) -> str:
+    """The identity hash of a trial (12 hex digits) over its *effective* config (`TrialConfig.to_dict()`)."""
+    return key_id(identity_fields(config))
+
+
+def setting_id(config: dict[str, Any]) -> str:
+    """The hash of a trial's setting (identity minus seed)."""
+    return key_id(setting_fields(config))

@@ -169,15 +169,25 @@ def records_failed_by_trainer(summary: dict[str, Any] | None) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- atomic files
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call write(tmp) on a temporary file beside `path`, then rename it onto `path` (never half a file)."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, create_dirs: bool = True,
+                 fsync: bool = False) -> None:
+    """Call write(tmp) on a temporary file beside `path`, then rename it onto `path` (never half a file).
+
+    create_dirs=False raises FileNotFoundError naming `path` when its folder does not exist; fsync=True flushes
+    the file to disk before the rename (datasets that other processes read)."""
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
+    if create_dirs:
+        os.makedirs(d, exist_ok=True)
+    elif not os.path.isdir(d):
+        raise FileNotFoundError(f"{path}: directory {d} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=d)
     os.close(fd)
     try:
         write(tmp)
+        if fsync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -211,14 +221,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json_text(obj))
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomic text file."""
+def write_text(path: str | os.PathLike, text: str, *, create_dirs: bool = True) -> None:
+    """Atomic text file (create_dirs: see `atomic_write`)."""
 
     def w(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
 
-    atomic_write(path, w)
+    atomic_write(path, w, create_dirs=create_dirs)
 
 
 # ----------------------------------------------------------------------------------------- identity

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
+
+from qgan import results
 
 
 def is_uri(path: str) -> bool:
@@ -66,12 +67,7 @@ class Store:
     def write_text(self, text: str, *parts: str) -> None:
         """Write (atomically on a local path)."""
         if not self.uri:
-            target = Path(self.root, *parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, target)
+            results.write_text(Path(self.root, *parts), text)
             return
         self.fs.create_dir(self._fs_path(*parts[:-1]), recursive=True)
         with self.fs.open_output_stream(self._fs_path(*parts)) as f:

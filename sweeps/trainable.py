@@ -241,10 +241,7 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
 
 def _write_meta(checkpoint_dir: str, epoch: int, tid: str) -> None:
     """Record which epoch the checkpoint in `checkpoint_dir` holds (atomic)."""
-    path = os.path.join(checkpoint_dir, CHECKPOINT_META)
-    with open(path + ".tmp", "w") as f:
-        json.dump({"epoch": epoch, "trial_id": tid}, f)
-    os.replace(path + ".tmp", path)
+    results.write_json(os.path.join(checkpoint_dir, CHECKPOINT_META), {"epoch": epoch, "trial_id": tid})
 
 
 def _epoch_of(checkpoint_dir: str) -> int | None:

@@ -209,7 +209,7 @@ def format_table(rows: list[dict], markdown: bool = True) -> str:
 
 def write_table(rows: list[dict], path: str) -> None:
     """Write the table as Markdown (.md) or CSV (.csv), atomically."""
-    import tempfile
+    from qgan.results import write_text
 
     if path.lower().endswith(".csv"):
         buf = _io.StringIO()
@@ -222,13 +222,4 @@ def write_table(rows: list[dict], path: str) -> None:
         text = buf.getvalue()
     else:
         text = format_table(rows) + "\n"
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, text, create_dirs=False)

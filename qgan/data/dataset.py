@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from qgan.results import atomic_write
 
 from .synthetic import GENERATOR_VERSION, PHASES, params_dict, params_for, synth_patches
 
@@ -39,26 +40,6 @@ class Dataset:
         return len(self.images)
 
 
-def _atomic_write(path: str, write) -> None:
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise FileNotFoundError(f"{path}: directory {d} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _write_npz(f, arrays: dict) -> None:
     """An uncompressed .npz (readable by ``np.load``) with fixed zip timestamps: identical content gives an
     identical file, byte for byte."""
@@ -75,8 +56,13 @@ def _write_npz(f, arrays: dict) -> None:
 def save_dataset(path: str, ds: Dataset) -> None:
     """Write ``ds`` to ``path`` (.npz: images, labels, meta JSON) atomically and reproducibly."""
     meta = json.dumps(ds.meta, sort_keys=True)
-    _atomic_write(path, lambda f: _write_npz(f, {"images": ds.images, "labels": ds.labels.astype(str),
-                                                 "meta": np.array(meta)}))
+    arrays = {"images": ds.images, "labels": ds.labels.astype(str), "meta": np.array(meta)}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            _write_npz(f, arrays)
+
+    atomic_write(path, write, create_dirs=False, fsync=True)
 
 
 def load_dataset(path: str) -> Dataset:

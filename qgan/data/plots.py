@@ -11,9 +11,10 @@ CHANNEL_TITLES = ["IQ (stretched)", "phase", "KAM (deg)", "KS deviation (deg)", 
 def montage(ds, out: str, n: int = 6, seed: int = 0) -> None:
     """Save a figure of ``n`` seeded-random patches of ``ds`` (a :class:`Dataset`) to ``out`` (atomic)."""
     import os
-    import tempfile
 
     import matplotlib
+
+    from qgan.results import atomic_write
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -49,16 +50,8 @@ def montage(ds, out: str, n: int = 6, seed: int = 0) -> None:
     src = ds.meta.get("source", "")
     fig.suptitle(f"{len(ds)} patches ({', '.join(sorted(set(ds.labels)))}; source: {src}); "
                  f"KAM noise = 3.5 deg, KS n/a = 20 deg", fontsize=10)
-    d = os.path.dirname(os.path.abspath(out))
-    ext = os.path.splitext(out)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=d)
-    os.close(fd)
+    fmt = os.path.splitext(out)[1].lstrip(".") or "png"
     try:
-        fig.savefig(tmp, dpi=90)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=90, format=fmt), create_dirs=False)
     finally:
         plt.close(fig)

@@ -15,7 +15,9 @@ import yaml
 from qgan.results import MODELS, PHASES, setting_fields
 
 CONNECTIVITIES = ("full", "reduced")
-THETA_INITS = ("uniform", "random")
+THETA_INITS = ("perturbed", "uniform", "random")
+QCBM_STEPS = ("plain", "normalized")
+MMD_ESTIMATORS = ("unbiased", "biased")
 BACKENDS = ("exact", "aer", "aer-noisy", "ionq")
 # The exact optimiser pushes all 2**n latents through G and D at every update and keeps a 2**n table:
 # at n = 16 that is 65,536 generator+critic forward passes (~7 epochs' worth of forward work at 9000 images),
@@ -49,14 +51,21 @@ class TrialConfig:
     gp_lambda: float = 10.0
     n_critic: int = 1
     width: int = 64
-    # QCBM (ignored by bernoulli, except n = latent size)
+    # latent (every model): n = latent size; latent_pool > 0 resamples a pool of that many bitstrings
     n: int = 12
+    latent_pool: int = 0
+    # QCBM circuit (read by qcbm only)
     layers: int = 1
     connectivity: str = "full"
-    theta_init: str = "uniform"
+    theta_init: str = "perturbed"
+    theta_init_scale: float = 0.1
+    backend: str = "exact"
+    # trained prior (read by qcbm and product; ignored by bernoulli)
     qcbm_optimizer: str = "fd"
+    qcbm_step: str = "normalized"
     qcbm_lr: float = 0.1
     fd_eps: float = 0.1
+    fd_common_random: bool = False
     qcbm_samples: int = 1000
     qcbm_steps: int = 1
     spsa_iterations: int = 50
@@ -65,10 +74,10 @@ class TrialConfig:
     spsa_calibrate: bool = False
     update_every: int = 30
     qcbm_epochs: int = 100
-    backend: str = "exact"
     # evaluation
     eval_every: int = 1
     mmd_kernel: str = "energy"
+    mmd_estimator: str = "unbiased"
     # bookkeeping
     device: str = "cpu"
     checkpoint_every: int = 10
@@ -105,6 +114,8 @@ class TrialConfig:
         _choice("model", self.model, MODELS)
         _choice("connectivity", self.connectivity, CONNECTIVITIES)
         _choice("theta_init", self.theta_init, THETA_INITS)
+        _choice("qcbm_step", self.qcbm_step, QCBM_STEPS)
+        _choice("mmd_estimator", self.mmd_estimator, MMD_ESTIMATORS)
         from qgan.metrics import KERNELS
         from qgan.qcbm_opt import OPTIMIZERS
         from qgan.quantum import MAX_QUBITS
@@ -117,15 +128,17 @@ class TrialConfig:
         for name in ("seed", "data_seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_size < 2:
+            raise ValueError(f"eval_size must be >= 2 (the MMD and diversity compare pairs), got {self.eval_size}")
         for name in ("train_size", "eval_size", "epochs", "batch_size", "n_critic", "width", "layers",
                      "qcbm_samples", "qcbm_steps", "spsa_iterations", "update_every", "eval_every",
                      "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("qcbm_epochs", "n_samples_saved"):
+        for name in ("qcbm_epochs", "n_samples_saved", "latent_pool"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("lr_g", "lr_d", "qcbm_lr", "gp_lambda", "spsa_a"):
+        for name in ("lr_g", "lr_d", "qcbm_lr", "gp_lambda", "spsa_a", "theta_init_scale"):
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
@@ -139,13 +152,13 @@ class TrialConfig:
                 raise ValueError(f"{name} must lie in [0, 1), got {v}")
         if not 1 <= self.n <= MAX_QUBITS:
             raise ValueError(f"n must lie in 1..{MAX_QUBITS} (qgan.quantum.MAX_QUBITS), got {self.n}")
-        if self.model == "qcbm" and self.qcbm_optimizer == "exact":
+        if self.model != "bernoulli" and self.qcbm_optimizer == "exact":
             if self.n > EXACT_MAX_QUBITS:
                 raise ValueError(
                     f"the exact QCBM optimiser evaluates G and D on all 2**n latents; n must be <= "
                     f"{EXACT_MAX_QUBITS}, got {self.n} (use fd or spsa)"
                 )
-            if self.backend != "exact":
+            if self.model == "qcbm" and self.backend != "exact":
                 raise ValueError(f"the exact QCBM optimiser needs backend 'exact', got {self.backend!r}")
         if self.batch_size > self.train_size:
             raise ValueError(f"batch_size ({self.batch_size}) is larger than the training set ({self.train_size})")

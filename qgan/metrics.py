@@ -46,10 +46,15 @@ def mmd(
     kernel: str = "energy",
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
+    unbiased: bool = False,
 ) -> float:
-    """MMD score of Eq. 9 between two image sets (V-statistic, no square root).
+    """MMD score of Eq. 9 between two image sets (no square root).
 
-    MMD(P, Q) = mean_{i,j} k(x_i, x_j) + mean_{i,j} k(y_i, y_j) - 2 mean_{i,j} k(x_i, y_j)
+    V-statistic (unbiased=False): mean_{i,j} k(x_i, x_j) + mean_{i,j} k(y_i, y_j) - 2 mean_{i,j} k(x_i, y_j).
+    U-statistic (unbiased=True): the within-set means skip i = j (divide by N(N-1)), so E[MMD] = 0 when both
+    sets come from one distribution; for the energy kernel the V-statistic's within-set means are biased
+    towards 0 by a factor (N-1)/N, which makes most of the real-vs-real floor (docs/train.md). Each set needs
+    two images for the U-statistic.
 
     x: (Nx, ...) and y: (Ny, ...) images scaled to [0, 1] (any trailing shape; flattened).
     kernel: ``energy`` k = -||x - y||_2 (default: the energy distance, linear in pixel scale);
@@ -67,9 +72,17 @@ def mmd(
         raise ValueError("MMD needs at least one image in each set")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"MMD image sizes differ: {tuple(a.shape[1:])} vs {tuple(b.shape[1:])}")
+    if unbiased and (a.shape[0] < 2 or b.shape[0] < 2):
+        raise ValueError("the unbiased MMD needs at least two images in each set")
     if kernel == "linear":
-        d = a.mean(0) - b.mean(0)
-        return float(d @ d)
+        if not unbiased:
+            d = a.mean(0) - b.mean(0)
+            return float(d @ d)
+        sa, sb = a.sum(0), b.sum(0)
+        m, k = a.shape[0], b.shape[0]
+        kxx = (sa @ sa - (a * a).sum()) / (m * (m - 1))
+        kyy = (sb @ sb - (b * b).sum()) / (k * (k - 1))
+        return float(kxx + kyy - 2.0 * (sa @ sb) / (m * k))
     na = (a * a).sum(1)
     nb = (b * b).sum(1)
     dxx = _sq_dists(a, a, na, na)
@@ -89,7 +102,26 @@ def mmd(
         if not s2 > 0:
             s2 = 1.0
         kxx, kyy, kxy = (torch.exp(-d / (2.0 * s2)) for d in (dxx, dyy, dxy))
+    if unbiased:
+        return float(_offdiag_mean(kxx) + _offdiag_mean(kyy) - 2.0 * kxy.mean())
     return float(kxx.mean() + kyy.mean() - 2.0 * kxy.mean())
+
+
+def _offdiag_mean(k: torch.Tensor) -> torch.Tensor:
+    """Mean of a square kernel matrix over i != j."""
+    m = k.shape[0]
+    return (k.sum() - torch.diagonal(k).sum()) / (m * (m - 1))
+
+
+def diversity(x: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float64) -> float:
+    """Mean pairwise Euclidean distance between the images of one set (flattened, scaled to [0, 1]), over
+    pairs i != j: how spread out a generated set is, to compare with the real set's (a collapsed generator
+    scores near 0). x: (N, ...) with N >= 2."""
+    a = _flat(x, dtype, None)
+    if a.shape[0] < 2:
+        raise ValueError("diversity needs at least two images")
+    na = (a * a).sum(1)
+    return float(_offdiag_mean(_sq_dists(a, a, na, na).sqrt()))
 
 
 def _median(v: torch.Tensor) -> float:
@@ -99,9 +131,10 @@ def _median(v: torch.Tensor) -> float:
     return float(srt[(m - 1) // 2] + srt[m // 2]) / 2.0
 
 
-def mmd_floor(real_a: np.ndarray | torch.Tensor, real_b: np.ndarray | torch.Tensor, kernel: str = "energy") -> float:
+def mmd_floor(real_a: np.ndarray | torch.Tensor, real_b: np.ndarray | torch.Tensor, kernel: str = "energy",
+              unbiased: bool = False) -> float:
     """Residual MMD between two disjoint real batches (the noise floor reported with each run)."""
-    return mmd(real_a, real_b, kernel=kernel)
+    return mmd(real_a, real_b, kernel=kernel, unbiased=unbiased)
 
 
 def rolling_mean(values: np.ndarray | list[float], window: int = 100) -> np.ndarray:

@@ -4,8 +4,9 @@
     theta <- theta - eta grad L                               (Eq. 7)
 
 * ``fd``    central finite differences (Eq. 8): the 2P circuits theta +- eps e_i run as ONE batched backend
-            call of N shots each, with common random numbers for each +- pair on the exact simulator (the same
-            uniforms go through the inverse CDF of p_{theta + eps e_i} and p_{theta - eps e_i}).
+            call of N shots each, with independent draws (as on hardware) or, with ``common_random``, common
+            random numbers for each +- pair on the exact simulator (the same uniforms go through the inverse
+            CDF of p_{theta + eps e_i} and p_{theta - eps e_i}).
 * ``spsa``  Qiskit's SPSA.minimize semantics: K iterations of two circuit calls each plus one final evaluation
             = 2K + 1 calls; a_k = a / (A + k)^0.602, c_k = c / k^0.101, k = 1..K, Delta_k in {+-1}^P;
             optional calibration (Qiskit SPSA.calibrate: 25 random directions = 50 calls, target first step 2 pi/10)
@@ -13,6 +14,11 @@
 * ``exact`` the exact expectation L(theta) = -sum_x p_theta(x) f(x) over all 2**n bitstrings, differentiated by
             autograd through `qgan.quantum.probabilities` (our addition: no shot noise); one G+D pass over the
             2**n latents per update, one simulator call per step.
+
+Step: ``plain`` is Eq. 7; ``normalized`` divides the gradient by the standard deviation of f = D(G(z)) over
+the update's latents (our addition): the critic's output scale is arbitrary and drifts during training (the
+spread of f went 0.26 -> 2.0 -> 0.83 between epochs 10, 30 and 50 in a small run), so a plain learning rate
+means something different at every update; normalised, qcbm_lr is a step in units of that spread.
 
 f(z) = D(G(z)) is a fixed function of the bitstring while G and D are frozen: `FrozenScorer` evaluates it once
 per distinct bitstring (a full 2**n table when that is small) with batched forward passes.
@@ -87,7 +93,7 @@ class FrozenScorer:
         return self(torch.arange(2**self.n, dtype=torch.long))
 
 
-def _is_exact(backend: Any) -> bool:
+def _has_probabilities(backend: Any) -> bool:
     return isinstance(backend, qq.ExactBackend)
 
 
@@ -99,15 +105,15 @@ def sampled_losses(
     generator: torch.Generator,
     scorer: FrozenScorer,
     paired: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sampled Eq. 6 losses for a batch of parameter vectors: ONE backend call for all B circuits.
 
     thetas: float64 (B, P). paired: rows (2i, 2i+1) form a +- pair sharing their uniforms (common random
-    numbers; exact simulator only -- other backends sample independently). Returns (losses (B,) float64,
-    indices (B, shots) long). The backend's `circuit_calls` grows by B.
+    numbers; exact simulator only -- other backends, like hardware, sample independently). Returns (losses (B,)
+    float64, indices (B, shots) long, f values (B, shots) float64). The backend's `circuit_calls` grows by B.
     """
     b = thetas.shape[0]
-    if _is_exact(backend):
+    if _has_probabilities(backend):
         with torch.no_grad():
             probs = backend.probabilities(ansatz, thetas)
         rows = b // 2 if paired else b
@@ -119,7 +125,13 @@ def sampled_losses(
     else:
         idx = backend.sample(ansatz, thetas, shots, generator)
     f = scorer(idx)
-    return -f.mean(dim=1), idx
+    return -f.mean(dim=1), idx, f
+
+
+def _spread(f: torch.Tensor) -> float:
+    """Standard deviation of f over all scored latents (the normalised step's scale; 1 if f is constant)."""
+    sd = float(f.reshape(-1).std(unbiased=False)) if f.numel() > 1 else 0.0
+    return sd if sd > 1e-12 and math.isfinite(sd) else 1.0
 
 
 @dataclass
@@ -142,19 +154,25 @@ def fd_update(
     eps: float,
     shots: int,
     steps: int = 1,
+    common_random: bool = False,
+    normalized: bool = False,
 ) -> UpdateResult:
-    """`steps` gradient-descent steps (Eq. 7) with central differences (Eq. 8): 2P circuits per step."""
+    """`steps` gradient-descent steps (Eq. 7) with central differences (Eq. 8): 2P circuits per step.
+
+    common_random: theta + eps e_i and theta - eps e_i share their uniforms (exact simulator only; default:
+    independent draws, as on hardware). normalized: the step is lr * grad / sd(f) with sd(f) the standard
+    deviation of f = D(G(z)) over the step's 2P * shots latents, so lr does not depend on the critic's scale."""
     th = theta.detach().to(torch.float64).cpu().clone()
     p = th.numel()
     e = torch.eye(p, dtype=torch.float64) * eps
     loss0 = math.nan
     for s in range(steps):
         thetas = torch.stack([th + e, th - e], dim=1).reshape(2 * p, p)  # rows: +e_0, -e_0, +e_1, ...
-        losses, _ = sampled_losses(ansatz, backend, thetas, shots, generator, scorer, paired=True)
+        losses, _, f = sampled_losses(ansatz, backend, thetas, shots, generator, scorer, paired=common_random)
         grad = (losses[0::2] - losses[1::2]) / (2.0 * eps)
         if s == 0:
             loss0 = float(losses.mean())
-        th = th - lr * grad
+        th = th - lr * grad / (_spread(f) if normalized else 1.0)
     return UpdateResult(th, loss0)
 
 
@@ -167,18 +185,20 @@ def spsa_calibrate(
     c: float,
     shots: int,
     target_magnitude: float = SPSA_TARGET_MAGNITUDE,
+    common_random: bool = False,
+    normalized: bool = False,
 ) -> float:
     """Qiskit SPSA.calibrate: a = target / mean_{25 directions} |L(theta + c D) - L(theta - c D)| / (2c).
 
     All 50 circuits run as one batched call. Returns a (target itself if the estimate is below 1e-10).
-    """
+    normalized: the differences are measured in units of sd(f) (as `spsa_update` then applies them)."""
     th = theta.detach().to(torch.float64).cpu()
     deltas = 1.0 - 2.0 * torch.bernoulli(
         torch.full((SPSA_CALIBRATION_STEPS, th.numel()), 0.5, dtype=torch.float64), generator=generator
     )
     thetas = torch.stack([th + c * deltas, th - c * deltas], dim=1).reshape(-1, th.numel())
-    losses, _ = sampled_losses(ansatz, backend, thetas, shots, generator, scorer, paired=True)
-    avg = float(((losses[0::2] - losses[1::2]) / (2.0 * c)).abs().mean())
+    losses, _, f = sampled_losses(ansatz, backend, thetas, shots, generator, scorer, paired=common_random)
+    avg = float(((losses[0::2] - losses[1::2]) / (2.0 * c)).abs().mean()) / (_spread(f) if normalized else 1.0)
     a = target_magnitude / avg if avg > 0 else math.inf
     if not a >= 1e-10 or not math.isfinite(a):
         a = target_magnitude
@@ -195,11 +215,14 @@ def spsa_update(
     a: float,
     c: float,
     shots: int,
+    common_random: bool = False,
+    normalized: bool = False,
 ) -> UpdateResult:
     """One SPSA cycle = Qiskit SPSA.minimize with learning rate and perturbation given: 2K + 1 circuit calls.
 
     a_k = a / (A + k)^0.602, c_k = c / k^0.101 (k = 1..K), g_k = (L+ - L-) / (2 c_k) Delta_k,
-    theta <- theta - a_k g_k; then L at the final theta (its bitstrings are returned as `final_samples`).
+    theta <- theta - a_k g_k (divided by sd(f) of the iteration's latents when normalized); then L at the final
+    theta (its bitstrings are returned as `final_samples`). common_random: see `fd_update`.
     """
     th = theta.detach().to(torch.float64).cpu().clone()
     p = th.numel()
@@ -210,17 +233,19 @@ def spsa_update(
         a_k = a / (SPSA_STABILITY + k) ** SPSA_ALPHA
         c_k = c / k**SPSA_GAMMA
         thetas = torch.stack([th + c_k * delta, th - c_k * delta])
-        losses, _ = sampled_losses(ansatz, backend, thetas, shots, generator, scorer, paired=True)
+        losses, _, f = sampled_losses(ansatz, backend, thetas, shots, generator, scorer, paired=common_random)
         if k == 1:
             loss0 = float(losses.mean())
-        th = th - a_k * (losses[0] - losses[1]) / (2.0 * c_k) * delta
-    _, idx = sampled_losses(ansatz, backend, th[None], shots, generator, scorer)
+        g = (losses[0] - losses[1]) / (2.0 * c_k) * delta
+        th = th - a_k * g / (_spread(f) if normalized else 1.0)
+    _, idx, _ = sampled_losses(ansatz, backend, th[None], shots, generator, scorer)
     return UpdateResult(th, loss0, idx[0])
 
 
 def exact_loss(ansatz: Any, theta: torch.Tensor, f_all: torch.Tensor) -> torch.Tensor:
-    """Exact Eq. 6 expectation L(theta) = -sum_x p_theta(x) f(x); differentiable in theta (P,)."""
-    probs = qq.probabilities(ansatz, theta)[0]
+    """Exact Eq. 6 expectation L(theta) = -sum_x p_theta(x) f(x); differentiable in theta (P,). `ansatz` is the
+    prior model (QCBM `Ansatz` or `ProductPrior`)."""
+    probs = ansatz.probabilities(theta)[0]
     return -(probs * f_all.to(probs.device, probs.dtype)).sum()
 
 
@@ -231,9 +256,11 @@ def exact_update(
     scorer: FrozenScorer,
     lr: float,
     steps: int = 1,
+    normalized: bool = False,
 ) -> UpdateResult:
     """`steps` exact gradient-descent steps: grad of the exact expectation by autograd (one G+D pass over
-    all 2**n latents per update; one simulator call per step, counted on `backend` when given)."""
+    all 2**n latents per update; one simulator call per step, counted on `backend` when given).
+    normalized: the step is divided by sd_p(f), the standard deviation of f under p_theta."""
     f_all = scorer.all()
     th = theta.detach().to(torch.float64).cpu().clone()
     loss0 = math.nan
@@ -245,5 +272,12 @@ def exact_update(
             backend.circuit_calls += 1
         if s == 0:
             loss0 = float(loss.detach())
-        th = th - lr * grad.detach()
+        scale = 1.0
+        if normalized:
+            with torch.no_grad():
+                p = ansatz.probabilities(th)[0].to(torch.float64)
+                mean = float((p * f_all).sum())
+                var = float((p * (f_all - mean) ** 2).sum())
+            scale = math.sqrt(var) if var > 1e-24 else 1.0
+        th = th - lr * grad.detach() / scale
     return UpdateResult(th, loss0)

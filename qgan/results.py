@@ -24,18 +24,28 @@ import numpy as np
 
 # ----------------------------------------------------------------------------------------- enumerations
 PHASES: tuple[str, ...] = ("ferrite", "bainite")
-MODELS: tuple[str, ...] = ("qcbm", "bernoulli")
+#: qcbm: the circuit; bernoulli: fixed Bernoulli(0.5) (the paper's baseline); product: a trained product of n
+#: independent bits (the classical trained-prior control).
+MODELS: tuple[str, ...] = ("qcbm", "bernoulli", "product")
 STATUSES: tuple[str, ...] = ("completed", "failed", "running")
 #: Names of the five image channels, in order (docs/data.md).
 CHANNELS: tuple[str, ...] = ("IQ", "phase", "KAM", "KS deviation", "grain mask")
 
 # ----------------------------------------------------------------------------------------- field roles
-#: Fields only the QCBM model reads; a Bernoulli trial ignores them. `n` is not here: it is also the Bernoulli
-#: latent size.
-QCBM_ONLY: tuple[str, ...] = (
-    "layers", "connectivity", "theta_init", "qcbm_optimizer", "qcbm_lr", "fd_eps", "qcbm_samples", "qcbm_steps",
-    "spsa_iterations", "spsa_a", "spsa_c", "spsa_calibrate", "update_every", "qcbm_epochs", "backend",
+#: Fields only the QCBM circuit reads (qcbm); product and bernoulli trials ignore them.
+CIRCUIT_FIELDS: tuple[str, ...] = ("layers", "connectivity", "theta_init", "theta_init_scale", "backend")
+#: Fields of a trained prior (qcbm and product read them; bernoulli ignores them).
+PRIOR_FIELDS: tuple[str, ...] = (
+    "qcbm_optimizer", "qcbm_lr", "qcbm_step", "fd_eps", "fd_common_random", "qcbm_samples", "qcbm_steps",
+    "spsa_iterations", "spsa_a", "spsa_c", "spsa_calibrate", "update_every", "qcbm_epochs",
 )
+#: Fields a Bernoulli trial ignores. `n` and `latent_pool` are not here: every model reads them.
+QCBM_ONLY: tuple[str, ...] = CIRCUIT_FIELDS + PRIOR_FIELDS
+
+
+def ignored_fields(model: str) -> tuple[str, ...]:
+    """The config fields a trial of `model` does not read (its identity must not depend on them)."""
+    return {"bernoulli": QCBM_ONLY, "product": CIRCUIT_FIELDS}.get(model, ())
 #: Config fields that never make two trials different (how it runs, not what it computes).
 BOOKKEEPING: tuple[str, ...] = ("device", "checkpoint_every", "n_samples_saved")
 #: The key config.json carries beside the TrialConfig fields, and that Tune metrics carry.
@@ -52,12 +62,27 @@ EPOCH_SCHEMA: dict[str, tuple[str, str]] = {
     "gp": ("float64", "gradient penalty"),
     "qcbm_updated": ("bool", "a QCBM update happened in this epoch"),
     "qcbm_loss": ("float64", "QCBM loss after the update (NaN when none)"),
-    "circuit_calls": ("int64", "cumulative circuit calls"),
+    "circuit_calls": ("int64", "cumulative circuit calls (for product: prior evaluations)"),
     "seconds": ("float64", "wall time of the epoch"),
+    "diversity": ("float64", "mean pairwise distance of the generated evaluation images (NaN where not evaluated)"),
+    "prior_tv": ("float64", "total variation of the latent prior from uniform after the update (NaN elsewhere)"),
+    "prior_entropy_bits": ("float64", "entropy of the latent prior in bits (n for uniform)"),
+    "prior_total_correlation_bits": ("float64", "sum of marginal entropies minus joint entropy (0: independent bits)"),
+    "prior_max_marginal_shift": ("float64", "largest |P(z_q = 1) - 1/2| over latent bits"),
+    "prior_exact": ("bool", "the prior columns are exact (from p_theta), not estimated from the latent pool"),
+    "theta_shift_rx": ("float64", "largest |change| of an RX angle since the trial's start (rad; QCBM only)"),
+    "theta_shift_rz": ("float64", "largest |change| of an RZ angle since the trial's start (rad; QCBM only)"),
+    "theta_shift_rxx": ("float64", "largest |change| of an RXX angle since the trial's start (rad; QCBM only)"),
 }
 EPOCH_COLUMNS: tuple[str, ...] = tuple(EPOCH_SCHEMA)
 #: Columns that measure time and so differ between otherwise identical runs.
 TIMING_COLUMNS: tuple[str, ...] = ("seconds",)
+#: Columns written by prior updates (qcbm, product): a Bernoulli trial leaves them at their defaults, so the
+#: null arm (qcbm at the uniform start with qcbm_lr 0) matches its Bernoulli partner in every other column.
+PRIOR_DIAGNOSTICS: tuple[str, ...] = (
+    "prior_tv", "prior_entropy_bits", "prior_total_correlation_bits", "prior_max_marginal_shift", "prior_exact",
+    "theta_shift_rx", "theta_shift_rz", "theta_shift_rxx")
+UPDATE_COLUMNS: tuple[str, ...] = ("qcbm_updated", "qcbm_loss", "circuit_calls", *PRIOR_DIAGNOSTICS)
 
 
 def empty_record(epoch: int) -> dict[str, Any]:
@@ -113,7 +138,9 @@ SUMMARY_FIELDS: dict[str, str] = {
     "mmd_floor": "real-vs-real residual MMD of the two held-out real sets",
     "circuit_calls": "circuit executions of the trial",
     "seconds_total": "sum of the epoch wall times",
-    "theta": "final QCBM parameters (null for Bernoulli)",
+    "theta": "final prior parameters: QCBM angles or product logits (null for Bernoulli)",
+    "diversity_real": "mean pairwise distance of the held-out real evaluation set (compare with `diversity`)",
+    "diversity_final": "last evaluated `diversity` of the generated images",
 }
 LAST_SHORT = 100
 LAST_LONG = 500
@@ -128,7 +155,8 @@ def tail_mean(values: Iterable[float | None], window: int) -> float:
 
 
 def summarize(records: list[dict[str, Any]], status: str, failure_reason: str | None, floor: float | None,
-              circuit_calls: int, theta: Iterable[float] | None) -> dict[str, Any]:
+              circuit_calls: int, theta: Iterable[float] | None,
+              diversity_real: float | None = None) -> dict[str, Any]:
     """The summary.json dict of a trial from its epoch records (MMD tail means over the last 100 / 500)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
@@ -145,6 +173,9 @@ def summarize(records: list[dict[str, Any]], status: str, failure_reason: str | 
         "circuit_calls": int(circuit_calls),
         "seconds_total": float(sum(r["seconds"] for r in records)),
         "theta": None if theta is None else [float(t) for t in theta],
+        "diversity_real": math.nan if diversity_real is None else float(diversity_real),
+        "diversity_final": next((float(r["diversity"]) for r in reversed(records)
+                                 if r.get("diversity") is not None and math.isfinite(r["diversity"])), math.nan),
     }
 
 

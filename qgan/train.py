@@ -56,9 +56,14 @@ class TrialFiles:
                                {**state.config.to_dict(), results.TRIAL_ID: self.trial_id})
             self.progress(state, "running")
 
+    @staticmethod
+    def summary(state: TrialState, status: str, reason: str | None = None) -> dict[str, Any]:
+        return results.summarize(state.records, status, reason, state.floor, state.circuit_calls, state.theta,
+                                 state.diversity_real)
+
     def progress(self, state: TrialState, status: str, reason: str | None = None) -> dict[str, Any]:
         """Write epochs.parquet and summary.json as they stand; returns the summary."""
-        summary = results.summarize(state.records, status, reason, state.floor, state.circuit_calls, state.theta)
+        summary = self.summary(state, status, reason)
         if self.out is not None:
             results.write_epochs(os.path.join(self.out, "epochs.parquet"), state.records)
             results.write_json(os.path.join(self.out, "summary.json"), summary)
@@ -66,7 +71,7 @@ class TrialFiles:
 
     def finish(self, state: TrialState, data: TrialData, status: str, reason: str | None) -> dict[str, Any]:
         """The final files; summary.json last, so that a completed summary means every file is there."""
-        summary = results.summarize(state.records, status, reason, state.floor, state.circuit_calls, state.theta)
+        summary = self.summary(state, status, reason)
         if self.out is not None:
             results.write_epochs(os.path.join(self.out, "epochs.parquet"), state.records)
             if status == "completed":

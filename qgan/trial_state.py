@@ -25,13 +25,14 @@ import torch
 import qgan.quantum as qq
 from qgan import qcbm_opt
 from qgan.config import TrialConfig
-from qgan.latent import BernoulliLatent, QCBMLatent
-from qgan.metrics import mmd
+from qgan.latent import BernoulliLatent, PriorLatent
+from qgan.metrics import diversity, mmd
+from qgan.prior import ProductBackend, ProductPrior, theta_shifts
 from qgan.models import build_models, critic_step, generator_step
 from qgan.results import atomic_write, empty_record
 
 CHECKPOINT_FILE = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 STREAMS = ("init", "data", "latent", "gp", "qcbm", "eval", "theta", "pool")
 
 
@@ -45,8 +46,9 @@ def make_generators(seed: int) -> dict[str, torch.Generator]:
 
 
 def update_epochs(config: TrialConfig) -> list[int]:
-    """1-based epochs after whose training the QCBM is updated: K, 2K, ... <= min(qcbm_epochs, epochs)."""
-    if config.model != "qcbm":
+    """1-based epochs after whose training the prior (QCBM or product) is updated: K, 2K, ... <=
+    min(qcbm_epochs, epochs); none for the fixed Bernoulli prior."""
+    if config.model == "bernoulli":
         return []
     return list(range(config.update_every, min(config.qcbm_epochs, config.epochs) + 1, config.update_every))
 
@@ -95,8 +97,10 @@ class TrialData:
 class TrialState:
     """Everything a trial carries from one epoch to the next (see the module docstring).
 
-    epoch: epochs finished; records: their records; floor: real-vs-real MMD (None until measured); spsa_a: the
-    SPSA step size (None until calibrated); calls_before: circuit calls of earlier runs of this trial (resume).
+    epoch: epochs finished; records: their records; floor: real-vs-real MMD (None until measured);
+    diversity_real: mean pairwise distance of the real evaluation set; spsa_a: the SPSA step size (None until
+    calibrated); calls_before: circuit calls of earlier runs of this trial (resume). `ansatz` is the prior model
+    the optimisers train: the QCBM `Ansatz`, or a `ProductPrior`.
     """
 
     config: TrialConfig
@@ -112,6 +116,7 @@ class TrialState:
     epoch: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
     floor: float | None = None
+    diversity_real: float | None = None
     spsa_a: float | None = None
     calls_before: int = 0
     _calls_base: int = 0
@@ -129,39 +134,56 @@ class TrialState:
         betas = (float(cfg.beta1), float(cfg.beta2))
         opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
         opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
+        pool, pool_gen = cfg.latent_pool, gens["pool"]
         ansatz = bk = None
         if cfg.model == "qcbm":
             ansatz = qq.Ansatz(cfg.n, layers=cfg.layers, connectivity=cfg.connectivity)
             bk = backend if backend is not None else qq.make_backend(cfg.backend)
-            theta0 = ansatz.uniform_start() if cfg.theta_init == "uniform" else ansatz.random_start(gens["theta"])
-            mode = "fresh" if bk.fresh_latents else "pool"
-            latent: Any = QCBMLatent(ansatz, bk, theta0, mode=mode, pool_shots=cfg.qcbm_samples,
-                                     pool_generator=gens["pool"])
+            theta0 = {"uniform": ansatz.uniform_start,
+                      "random": lambda: ansatz.random_start(gens["theta"]),
+                      "perturbed": lambda: ansatz.perturbed_start(gens["theta"], cfg.theta_init_scale)}[cfg.theta_init]()
+            # hardware-like backends feed G the bitstrings of their last run (a pool of qcbm_samples shots)
+            mode = "pool" if pool or not bk.fresh_latents else "fresh"
+            latent: Any = PriorLatent(ansatz, bk, theta0, mode=mode, pool_size=pool or cfg.qcbm_samples,
+                                      pool_generator=pool_gen, from_backend=not bk.fresh_latents)
+        elif cfg.model == "product":
+            ansatz, bk = ProductPrior(cfg.n), ProductBackend()
+            latent = PriorLatent(ansatz, bk, ansatz.uniform_start(), mode="pool" if pool else "fresh",
+                                 pool_size=pool or 1, pool_generator=pool_gen)
         else:
-            latent = BernoulliLatent(cfg.n, 0.5)
+            latent = BernoulliLatent(cfg.n, 0.5, pool_size=pool, pool_generator=pool_gen)
         # the backend object is never reset (a shared gateway client keeps its own count): count from here
-        base = int(bk.circuit_calls) if bk is not None else 0
-        return cls(cfg, device, G, D, opt_g, opt_d, latent, gens, ansatz, bk,
-                   spsa_a=None if cfg.spsa_calibrate else cfg.spsa_a, _calls_base=base)
+        state = cls(cfg, device, G, D, opt_g, opt_d, latent, gens, ansatz, bk,
+                    spsa_a=None if cfg.spsa_calibrate else cfg.spsa_a)
+        state._calls_base = state._raw_calls()
+        return state
 
     def start(self, data: TrialData) -> None:
-        """Before the first epoch of this run: the initial latent pool (a fresh trial) and the floor MMD."""
-        if self.epoch == 0 and isinstance(self.latent, QCBMLatent) and self.latent.mode == "pool":
-            self.latent.set_theta(self.latent.theta)  # the initial pool: one circuit run at theta0
+        """Before the first epoch of this run: the initial latent pool (a fresh trial), the floor MMD and the
+        real set's diversity."""
+        if self.epoch == 0:
+            self.latent.start()
         if self.floor is None:
-            self.floor = mmd(data.real_eval, data.real_floor, kernel=self.config.mmd_kernel)
+            self.floor = mmd(data.real_eval, data.real_floor, kernel=self.config.mmd_kernel,
+                             unbiased=self.config.mmd_estimator == "unbiased")
+        if self.diversity_real is None:
+            self.diversity_real = diversity(data.real_eval)
 
     # ------------------------------------------------------------------ bookkeeping
+    def _raw_calls(self) -> int:
+        bk = int(self.backend.circuit_calls) if self.backend is not None else 0
+        return bk + int(self.latent.circuit_runs)
+
     @property
     def circuit_calls(self) -> int:
-        """Circuit calls of this trial: earlier runs plus what the backend counted since this run started."""
-        now = int(self.backend.circuit_calls) - self._calls_base if self.backend is not None else 0
-        return self.calls_before + now
+        """Circuit calls of this trial: earlier runs plus what the backend (optimiser, pool refills) and the
+        latent source (fresh draws) counted since this run started."""
+        return self.calls_before + self._raw_calls() - self._calls_base
 
     @property
     def theta(self) -> torch.Tensor | None:
-        """Current QCBM parameters float64 (P,) (None for Bernoulli)."""
-        return self.latent.theta.clone() if isinstance(self.latent, QCBMLatent) else None
+        """Current prior parameters float64 (P,) (None for Bernoulli)."""
+        return None if self.latent.theta is None else self.latent.theta.clone()
 
     # ------------------------------------------------------------------ the checkpoint format
     def state_dict(self) -> dict[str, Any]:
@@ -179,6 +201,7 @@ class TrialState:
             "circuit_calls": self.circuit_calls,
             "spsa_a": self.spsa_a,
             "mmd_floor": self.floor,
+            "diversity_real": self.diversity_real,
         }
 
     def load_state_dict(self, state: dict[str, Any], where: str = "checkpoint") -> None:
@@ -197,9 +220,10 @@ class TrialState:
             g.set_state(state["rng"][k])
         self.latent.load_state_dict(state["latent"])
         self.calls_before = int(state["circuit_calls"])
-        self._calls_base = int(self.backend.circuit_calls) if self.backend is not None else 0
+        self._calls_base = self._raw_calls()
         self.spsa_a = state["spsa_a"]
         self.floor = float(state["mmd_floor"])
+        self.diversity_real = state.get("diversity_real")
         self.records = list(state["records"])
         self.epoch = int(state["epoch"])
 
@@ -265,8 +289,9 @@ def _epoch_steps(state: TrialState, data: TrialData, rec: dict[str, Any]) -> str
         return f"non-finite {bad[0]} ({rec[bad[0]]}) at epoch {epoch}"
     # -------- MMD (Eq. 9) against the fixed held-out real set
     if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-        fake_eval = generate(G, state.latent, cfg.eval_size, gens["eval"], dev)
-        rec["mmd"] = mmd(data.real_eval, (fake_eval.to(torch.float64) + 1.0) / 2.0, kernel=cfg.mmd_kernel)
+        fake_eval = (generate(G, state.latent, cfg.eval_size, gens["eval"], dev).to(torch.float64) + 1.0) / 2.0
+        rec["mmd"] = mmd(data.real_eval, fake_eval, kernel=cfg.mmd_kernel, unbiased=cfg.mmd_estimator == "unbiased")
+        rec["diversity"] = diversity(fake_eval)
         if not math.isfinite(rec["mmd"]):
             return f"non-finite mmd ({rec['mmd']}) at epoch {epoch}"
     # -------- QCBM update (Eq. 6-8), G and D frozen
@@ -280,6 +305,9 @@ def _epoch_steps(state: TrialState, data: TrialData, rec: dict[str, Any]) -> str
             return f"non-finite QCBM parameters at epoch {epoch}"
         latent = state.latent
         latent.set_theta(res.theta, res.final_samples if latent.mode == "pool" else None)
+        rec.update(latent.diagnostics())
+        if cfg.model == "qcbm":
+            rec.update(theta_shifts(state.ansatz, latent.theta, latent.theta0))
     return None
 
 
@@ -307,15 +335,17 @@ def qcbm_update(state: TrialState) -> qcbm_opt.UpdateResult:
     try:
         scorer = qcbm_opt.FrozenScorer(G, D, cfg.n, state.device)
         theta = state.latent.theta
+        crn, normalized = cfg.fd_common_random, cfg.qcbm_step == "normalized"
         if cfg.qcbm_optimizer == "fd":
             return qcbm_opt.fd_update(ansatz, bk, theta, scorer, gen, cfg.qcbm_lr, cfg.fd_eps, cfg.qcbm_samples,
-                                      cfg.qcbm_steps)
+                                      cfg.qcbm_steps, common_random=crn, normalized=normalized)
         if cfg.qcbm_optimizer == "spsa":
             if state.spsa_a is None:
-                state.spsa_a = qcbm_opt.spsa_calibrate(ansatz, bk, theta, scorer, gen, cfg.spsa_c, cfg.qcbm_samples)
+                state.spsa_a = qcbm_opt.spsa_calibrate(ansatz, bk, theta, scorer, gen, cfg.spsa_c, cfg.qcbm_samples,
+                                                       common_random=crn, normalized=normalized)
             return qcbm_opt.spsa_update(ansatz, bk, theta, scorer, gen, cfg.spsa_iterations, state.spsa_a,
-                                        cfg.spsa_c, cfg.qcbm_samples)
-        return qcbm_opt.exact_update(ansatz, bk, theta, scorer, cfg.qcbm_lr, cfg.qcbm_steps)
+                                        cfg.spsa_c, cfg.qcbm_samples, common_random=crn, normalized=normalized)
+        return qcbm_opt.exact_update(ansatz, bk, theta, scorer, cfg.qcbm_lr, cfg.qcbm_steps, normalized=normalized)
     finally:
         G.requires_grad_(True)
         D.requires_grad_(True)

@@ -63,7 +63,7 @@ def test_fd_gradient_agrees_with_exact_gradient_within_sampling_error():
     grads = []
     for r in range(reps):
         res = qcbm_opt.fd_update(ansatz, qq.ExactBackend(), theta, scorer, torch.Generator().manual_seed(100 + r),
-                                 lr=lr, eps=eps, shots=shots)
+                                 lr=lr, eps=eps, shots=shots, common_random=True)
         grads.append((theta - res.theta) / lr)
     grads = torch.stack(grads)
     mean, se = grads.mean(0), grads.std(0) / math.sqrt(reps)
@@ -109,7 +109,7 @@ def test_spsa_follows_qiskit_gain_sequences():
     ansatz, theta, scorer = _setup(n=2)
     a, c, k_max, shots = 0.3, 0.15, 4, 2000
     res = qcbm_opt.spsa_update(ansatz, qq.ExactBackend(), theta, scorer, torch.Generator().manual_seed(5),
-                               k_max, a, c, shots=shots)
+                               k_max, a, c, shots=shots, common_random=True)
     g2 = torch.Generator().manual_seed(5)
     th = theta.clone()
     half = torch.full((len(th),), 0.5, dtype=torch.float64)

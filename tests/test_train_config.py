@@ -10,7 +10,8 @@ from qgan.train import EXACT_MAX_QUBITS, TrialConfig, update_epochs
 def test_defaults_follow_the_spec():
     c = TrialConfig()
     assert (c.gp_lambda, c.n_critic, c.lr_g, c.lr_d, c.beta1, c.beta2, c.batch_size) == (10.0, 1, 1e-4, 1e-4, 0.0, 0.9, 64)
-    assert (c.n, c.layers, c.connectivity, c.theta_init) == (12, 1, "full", "uniform")
+    # spec.md §3 correction: the uniform start plus a small perturbation (the exact uniform start is the null arm)
+    assert (c.n, c.layers, c.connectivity, c.theta_init) == (12, 1, "full", "perturbed")
     assert (c.qcbm_optimizer, c.qcbm_lr, c.fd_eps, c.qcbm_samples) == ("fd", 0.1, 0.1, 1000)
     assert (c.update_every, c.qcbm_epochs, c.eval_size, c.eval_every, c.mmd_kernel, c.width) == (
         30, 100, 256, 1, "energy", 64)

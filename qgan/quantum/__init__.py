@@ -6,7 +6,7 @@ Importing this package does not import qiskit; the qiskit side loads on first us
 
 from qgan.quantum.ansatz import Ansatz, connectivity_pairs
 from qgan.quantum.backends import AerBackend, Backend, ExactBackend, make_backend
-from qgan.quantum.sampling import bits_to_indices, indices_to_bits, inverse_cdf, sample_indices
+from qgan.quantum.sampling import bits_to_indices, chain_rule_bits, indices_to_bits, inverse_cdf, sample_indices
 from qgan.quantum.simulator import MAX_QUBITS, probabilities, statevector
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "statevector",
     "sample_indices",
     "inverse_cdf",
+    "chain_rule_bits",
     "indices_to_bits",
     "bits_to_indices",
     "Backend",

@@ -131,6 +131,35 @@ class Ansatz:
         u = torch.rand(self.num_params, generator=generator, dtype=torch.float64, device=generator.device)
         return (low + (high - low) * u).cpu()
 
+    def perturbed_start(self, generator: torch.Generator, scale: float) -> torch.Tensor:
+        """float64 (P,): ``uniform_start()`` plus N(0, scale**2) rad on every angle (spec.md §3 correction).
+
+        At the exactly uniform start the loss is even in every RZ and RXX angle, so their gradients vanish and
+        gradient descent never leaves the product-state manifold; the perturbation gives all P angles a
+        gradient while keeping p_theta close to uniform (docs/train.md has the measured TV per scale)."""
+        noise = torch.randn(self.num_params, generator=generator, dtype=torch.float64, device=generator.device)
+        return self.uniform_start() + float(scale) * noise.cpu()
+
+    def angle_groups(self) -> dict[str, torch.Tensor]:
+        """Parameter indices (long) of each gate kind: "rx" (region 1 and every region 3), "rz", "rxx"."""
+        rx, rz, rxx = [self.region1_rx], [self.region1_rz], []
+        for layer in range(self.layers):
+            s = self.layer_slices(layer)
+            rx.append(s.rx)
+            rz.append(s.rz)
+            rxx.append(s.rxx)
+
+        def cat(slices: list[slice]) -> torch.Tensor:
+            return torch.cat([torch.arange(s.start, s.stop) for s in slices])
+
+        return {"rx": cat(rx), "rz": cat(rz), "rxx": cat(rxx)}
+
+    def probabilities(self, thetas: torch.Tensor) -> torch.Tensor:
+        """Born probabilities (B, 2**n) of thetas (B, P) or (P,) (differentiable; `qgan.quantum.probabilities`)."""
+        from qgan.quantum.simulator import probabilities
+
+        return probabilities(self, thetas)
+
     def check_thetas(self, thetas: torch.Tensor) -> torch.Tensor:
         """Return thetas as (B, P); raise ValueError on a wrong shape."""
         if not torch.is_tensor(thetas):

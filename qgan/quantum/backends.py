@@ -70,9 +70,10 @@ class ExactBackend(Backend):
         self.sample_dtype = sample_dtype
 
     def probabilities(self, ansatz: Ansatz, thetas: torch.Tensor) -> torch.Tensor:
-        """(B, 2**n) exact probabilities on this backend's device/dtype (differentiable)."""
+        """(B, 2**n) exact probabilities on this backend's device/dtype (differentiable); `ansatz` is any prior
+        model with `check_thetas` and `probabilities` (the QCBM `Ansatz`, `qgan.prior.ProductPrior`)."""
         thetas = ansatz.check_thetas(thetas)
-        return probabilities(ansatz, thetas.to(device=self.device or thetas.device, dtype=self.dtype or thetas.dtype))
+        return ansatz.probabilities(thetas.to(device=self.device or thetas.device, dtype=self.dtype or thetas.dtype))
 
     def _sample(self, ansatz: Ansatz, thetas: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:
         """Same draws as ``sample_indices(self.probabilities(ansatz, thetas), shots, generator)``, but each

@@ -44,6 +44,34 @@ def sample_indices(probs: torch.Tensor, shots: int, generator: torch.Generator) 
     return inverse_cdf(probs, u.to(probs.device))
 
 
+def chain_rule_bits(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Bits float32 (S, n) drawn from probs (2**n,) one bit at a time: bit q = u[:, q] < P(x_q = 1 | x_<q).
+
+    The bitwise inverse CDF: with uniforms (S, n) in [0, 1) it is the same map as ``u < p`` for a product of
+    Bernoulli(p) bits, so a Bernoulli(0.5) latent, a trained product prior and a QCBM share their uniforms and
+    their sampling path (for an exactly uniform probs every conditional is exactly 0.5). Marginal tables are
+    sums in float64; bit q is bit q of the basis index."""
+    n = uniforms.shape[-1]
+    if probs.dim() != 1 or probs.shape[0] != 2**n:
+        raise ValueError(f"probs must be (2**n,) = ({2**n},) for uniforms (S, {n}), got {tuple(probs.shape)}")
+    tables = [probs.detach().to(torch.float64)]  # tables[k] = P(x_0 .. x_{n-1-k}) over the low n-k bits
+    for _ in range(n):
+        t = tables[-1]
+        tables.append(t.reshape(2, -1).sum(0))
+    tables.reverse()  # tables[k]: marginal of the low k bits, (2**k,)
+    u = uniforms.to(device=probs.device, dtype=torch.float64)
+    idx = torch.zeros(u.shape[0], dtype=torch.long, device=probs.device)
+    bits = torch.empty(u.shape, dtype=torch.float32, device=probs.device)
+    for k in range(n):
+        den = tables[k][idx]
+        one = tables[k + 1][idx + (1 << k)]
+        cond = torch.where(den > 0, one / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
+        b = u[:, k] < cond
+        bits[:, k] = b
+        idx = idx + (b.long() << k)
+    return bits
+
+
 def indices_to_bits(idx: torch.Tensor, n: int) -> torch.Tensor:
     """Basis indices (...) -> float32 bits (..., n) in {0, 1}; component q is bit q (qubit q)."""
     shifts = torch.arange(n, device=idx.device, dtype=torch.long)

@@ -1,8 +1,10 @@
 """Field roles of a trial config and the column schemas of every Parquet table `analysis` writes.
 
-The pairing rule (docs/interfaces.md): a *setting* is every config field except `seed` and the bookkeeping
-fields; a Bernoulli trial is paired with a QCBM trial when all their fields agree except `model`, the
-QCBM-only fields (`n` excluded: it is also the Bernoulli latent size) and the bookkeeping fields, seed by seed.
+The pairing rule (docs/analysis.md): a *setting* is every config field except `seed` and the bookkeeping
+fields. Three arms (`MODELS`) are compared in three comparisons (`COMPARISONS`); for comparison A_vs_B a
+trial of arm A is paired with the arm-B trials whose settings agree except in `model` and every field that
+either arm ignores (`ignored_fields`: bernoulli ignores CIRCUIT_FIELDS + PRIOR_FIELDS, product ignores
+CIRCUIT_FIELDS, qcbm none; `n` and `latent_pool` are read by every arm), seed by seed.
 
 `TABLES` maps each output file to its columns `(name, dtype, meaning)`; docs/analysis.md documents the same
 columns and a test keeps the two in step. `check_columns` verifies a frame against its table.
@@ -11,18 +13,39 @@ from __future__ import annotations
 
 import pandas as pd
 
-#: Fields that only the QCBM model reads (ignored by a Bernoulli trial). `n` is *not* here.
-QCBM_ONLY_FIELDS: tuple[str, ...] = (
-    "layers", "connectivity", "theta_init", "qcbm_optimizer", "qcbm_lr", "fd_eps", "qcbm_samples",
-    "qcbm_steps", "spsa_iterations", "spsa_a", "spsa_c", "spsa_calibrate", "update_every", "qcbm_epochs",
-    "backend",
+#: Fields only the circuit reads: ignored by `product` and `bernoulli`.
+CIRCUIT_FIELDS: tuple[str, ...] = ("layers", "connectivity", "theta_init", "theta_init_scale", "backend")
+#: Fields of a trained prior (its optimiser and schedule): read by `qcbm` and `product`, ignored by `bernoulli`.
+PRIOR_FIELDS: tuple[str, ...] = (
+    "qcbm_optimizer", "qcbm_lr", "qcbm_step", "fd_eps", "fd_common_random", "qcbm_samples", "qcbm_steps",
+    "spsa_iterations", "spsa_a", "spsa_c", "spsa_calibrate", "update_every", "qcbm_epochs",
 )
+#: Fields a Bernoulli trial ignores (kept for backwards compatibility): CIRCUIT_FIELDS + PRIOR_FIELDS.
+#: `n` is *not* here (it is also the Bernoulli latent size); nor is `latent_pool` (read by every arm).
+QCBM_ONLY_FIELDS: tuple[str, ...] = CIRCUIT_FIELDS + PRIOR_FIELDS
 #: Fields that never make two trials different settings (`trial_id` is added by the sweep layer).
 BOOKKEEPING_FIELDS: tuple[str, ...] = ("device", "checkpoint_every", "n_samples_saved", "trial_id")
 #: Per-trial identity fields that are not part of a setting.
 SEED_FIELD = "seed"
 MODEL_FIELD = "model"
-MODELS = ("bernoulli", "qcbm")
+#: The three arms: fixed Bernoulli(0.5) latent (the paper's baseline), a trained product of independent
+#: Bernoulli bits (the classical trained-prior control), the QCBM (the circuit).
+MODELS: tuple[str, ...] = ("bernoulli", "product", "qcbm")
+#: Display names of the arms.
+ARM_NAMES = {"bernoulli": "Bernoulli", "product": "product", "qcbm": "QCBM"}
+#: The comparisons "A_vs_B": RI = (MMD_B - MMD_A) / MMD_A (Eq. 10 with A in the denominator; > 0: A better).
+COMPARISONS: tuple[tuple[str, str, str], ...] = (
+    ("qcbm_vs_bernoulli", "qcbm", "bernoulli"),     # the paper's Eq. 10
+    ("qcbm_vs_product", "qcbm", "product"),         # the quantum question: circuit vs trained classical prior
+    ("product_vs_bernoulli", "product", "bernoulli"),
+)
+#: Latent pool size (int, 0 = fresh draws every epoch); read by every arm, so part of every pairing key.
+LATENT_POOL_FIELD = "latent_pool"
+#: Backends on which a QCBM trial reuses the bitstrings of its last circuit run (a pool) whatever latent_pool says.
+POOL_BACKENDS: tuple[str, ...] = ("aer-noisy", "ionq")
+#: Fewest paired seeds for a setting not to be flagged `underpowered`: with 5 seeds the two-sided Wilcoxon
+#: signed-rank test cannot reach p < 0.05 (its smallest p is 2 / 2**5 = 0.0625); with 6 it is 0.03125.
+MIN_POWERED_SEEDS = 6
 #: Summary statuses written by the trainer.
 STATUSES = ("completed", "failed", "running")
 #: Epochs averaged for Eq. 10 and for the dashed "final MMD" line (paper §5.1).
@@ -33,6 +56,40 @@ CHANNELS = ("IQ", "phase", "KAM", "KS deviation", "grain mask")
 #: Columns every epochs.parquet of a trial must have (docs/interfaces.md).
 EPOCH_COLUMNS = ("epoch", "mmd", "loss_d", "loss_g", "wasserstein", "gp", "qcbm_updated", "qcbm_loss",
                  "circuit_calls", "seconds")
+#: Prior diagnostics an epochs.parquet may carry (float; NaN except at QCBM/product update epochs).
+PRIOR_DIAGNOSTIC_COLUMNS: tuple[str, ...] = (
+    "prior_tv", "prior_entropy_bits", "prior_total_correlation_bits", "prior_max_marginal_shift",
+    "theta_shift_rx", "theta_shift_rz", "theta_shift_rxx",
+)
+#: Optional epoch columns (newer trainers): generated-image diversity at MMD epochs, the prior diagnostics and
+#: `prior_exact` (bool: the diagnostics come from the exact distribution, not from samples). Absent -> NaN / NA.
+OPTIONAL_EPOCH_COLUMNS: tuple[str, ...] = ("diversity", *PRIOR_DIAGNOSTIC_COLUMNS, "prior_exact")
+#: Optional summary.json fields (newer trainers).
+OPTIONAL_SUMMARY_FIELDS: tuple[str, ...] = ("diversity_real", "diversity_final")
+
+
+def ignored_fields(model: str) -> tuple[str, ...]:
+    """Config fields that an arm does not read: bernoulli CIRCUIT+PRIOR, product CIRCUIT, qcbm none."""
+    if model == "bernoulli":
+        return CIRCUIT_FIELDS + PRIOR_FIELDS
+    if model == "product":
+        return CIRCUIT_FIELDS
+    return ()
+
+
+def comparison_ignored(arm_a: str, arm_b: str) -> tuple[str, ...]:
+    """Fields dropped from the pairing key of comparison A_vs_B: those either arm ignores (schema order)."""
+    drop = set(ignored_fields(arm_a)) | set(ignored_fields(arm_b))
+    return tuple(f for f in CIRCUIT_FIELDS + PRIOR_FIELDS if f in drop)
+
+
+def uses_latent_pool(config: dict) -> bool:
+    """A trial used a pool when `latent_pool` > 0, or when it is a QCBM trial on a pool backend."""
+    try:
+        pool = int(config.get(LATENT_POOL_FIELD) or 0)
+    except (TypeError, ValueError):
+        pool = 0
+    return pool > 0 or (config.get(MODEL_FIELD) == "qcbm" and config.get("backend") in POOL_BACKENDS)
 
 # ---------------------------------------------------------------------------------------------------------
 # Output tables: (column, dtype, meaning). "config..." marks where the trial's config columns go.
@@ -47,7 +104,8 @@ TRIALS_COLUMNS: list[tuple[str, str, str]] = [
     ("problem", "string", "why an otherwise completed trial is left out, or the failure reason; null if none"),
     ("failure_reason", "string", "summary.json `failure_reason`"),
     ("setting_id", "string", "12-hex-digit id of the setting (config minus seed and bookkeeping fields)"),
-    ("pair_key", "string", "12-hex-digit id of the pairing key (setting minus model and QCBM-only fields)"),
+    ("pair_key", "string", "12-hex-digit id of the qcbm_vs_bernoulli pairing key (setting minus model, "
+                           "circuit and prior fields)"),
     (CONFIG_PLACEHOLDER, "mixed", "every config.json field as its own column (phase, model, seed, n, ...); "
                                   "lists and dicts as JSON text; a name clashing with a column here gets "
                                   "the prefix `cfg_`"),
@@ -65,6 +123,20 @@ TRIALS_COLUMNS: list[tuple[str, str, str]] = [
     ("circuit_calls", "int64", "summary.json `circuit_calls` (else the last cumulative epoch value)"),
     ("seconds", "float64", "summary.json `seconds_total` (else the sum of epoch seconds)"),
     ("has_samples", "bool", "the trial folder holds samples.npz"),
+    ("latent_pool_used", "bool", "the trial reused a latent pool: `latent_pool` > 0, or a qcbm trial on "
+                                 "backend aer-noisy or ionq"),
+    ("diversity_final", "float64", "summary.json `diversity_final` (else the last evaluated epoch `diversity`): "
+                                   "mean pairwise distance between generated eval images; NaN for old runs"),
+    ("diversity_real", "float64", "summary.json `diversity_real`: the same for the held-out real set; NaN "
+                                  "for old runs"),
+    ("prior_tv_final", "float64", "last recorded `prior_tv` (TV distance of the prior from uniform); NaN if none"),
+    ("prior_entropy_bits_final", "float64", "last recorded `prior_entropy_bits`; NaN if none"),
+    ("prior_total_correlation_bits_final", "float64", "last recorded `prior_total_correlation_bits`; NaN if none"),
+    ("prior_max_marginal_shift_final", "float64", "last recorded `prior_max_marginal_shift`; NaN if none"),
+    ("theta_shift_rx_final", "float64", "last recorded `theta_shift_rx`; NaN if none"),
+    ("theta_shift_rz_final", "float64", "last recorded `theta_shift_rz`; NaN if none"),
+    ("theta_shift_rxx_final", "float64", "last recorded `theta_shift_rxx`; NaN if none"),
+    ("prior_exact_final", "boolean", "`prior_exact` at the last recorded prior diagnostics; null if none"),
 ]
 
 EPOCHS_COLUMNS: list[tuple[str, str, str]] = [
@@ -80,6 +152,20 @@ EPOCHS_COLUMNS: list[tuple[str, str, str]] = [
     ("qcbm_loss", "float64", "QCBM loss after the update (NaN when none)"),
     ("circuit_calls", "int64", "cumulative circuit calls"),
     ("seconds", "float64", "wall time of the epoch"),
+    ("diversity", "float64", "mean pairwise distance between generated eval images (MMD epochs; NaN elsewhere "
+                             "and in old runs)"),
+    ("prior_tv", "float64", "total-variation distance of the prior from uniform (QCBM/product update epochs; "
+                            "NaN elsewhere and in old runs)"),
+    ("prior_entropy_bits", "float64", "entropy of the prior in bits (n for the uniform prior; update epochs)"),
+    ("prior_total_correlation_bits", "float64", "total correlation of the prior in bits (sum of marginal "
+                                                "entropies minus the joint entropy; 0 for a product prior)"),
+    ("prior_max_marginal_shift", "float64", "largest shift of one latent bit's marginal probability "
+                                            "(update epochs; as the trainer defines it)"),
+    ("theta_shift_rx", "float64", "size of the RX-angle change from the start (update epochs; as the trainer "
+                                  "defines it)"),
+    ("theta_shift_rz", "float64", "the same for the RZ angles"),
+    ("theta_shift_rxx", "float64", "the same for the RXX angles"),
+    ("prior_exact", "boolean", "the prior diagnostics come from the exact distribution (null where not recorded)"),
 ]
 
 IMPROVEMENT_COLUMNS: list[tuple[str, str, str]] = [

@@ -168,71 +168,115 @@ EPOCHS_COLUMNS: list[tuple[str, str, str]] = [
     ("prior_exact", "boolean", "the prior diagnostics come from the exact distribution (null where not recorded)"),
 ]
 
+_PAIR_STATUSES = ("paired, no_<arm B> (no partner trial), no_<arm A> (a partner group without any arm-A "
+                  "setting), no_completed_<arm>, no_common_seed")
+
 IMPROVEMENT_COLUMNS: list[tuple[str, str, str]] = [
-    ("setting_id", "string", "QCBM setting id (for a `no_qcbm` row: the Bernoulli setting id)"),
-    ("pair_key", "string", "pairing key shared with the Bernoulli partner"),
+    ("comparison", "string", "qcbm_vs_bernoulli (the paper's Eq. 10), qcbm_vs_product (the quantum question) "
+                             "or product_vs_bernoulli"),
+    ("arm_a", "string", "arm A of the comparison (in the denominator of RI)"),
+    ("arm_b", "string", "arm B, the partner arm"),
+    ("setting_id", "string", "arm-A setting id (for a `no_<arm A>` row: the arm-B setting id)"),
+    ("pair_key", "string", "pairing key of the comparison shared with the partner group (the partner group's id)"),
     ("label", "string", "short human-readable name built from the fields that vary in the run"),
-    ("pair_status", "string", "paired, no_bernoulli, no_qcbm, no_completed_bernoulli, no_completed_qcbm, "
-                              "no_common_seed"),
+    ("pair_status", "string", _PAIR_STATUSES),
     ("unpaired_reason", "string", "plain-words reason when not paired (with the closest config's differing "
                                   "fields), else null"),
     (CONFIG_PLACEHOLDER, "mixed", "the setting's config fields (phase, n, train_size, epochs, update_every, "
                                   "qcbm_optimizer, ...; not seed/bookkeeping)"),
+    ("stratum", "string", "win-rate stratum: the values of the fields that tell apart arm-A settings sharing "
+                          "one partner group (`all` when none do; null for a `no_<arm A>` row)"),
     ("n_seeds", "int64", "number of paired seeds (both sides usable)"),
-    ("n_seeds_bernoulli", "int64", "usable Bernoulli seeds of the partner group"),
-    ("n_seeds_qcbm", "int64", "usable QCBM seeds of the setting"),
+    ("n_seeds_a", "int64", "usable arm-A seeds of the setting"),
+    ("n_seeds_b", "int64", "usable arm-B seeds of the partner group"),
     ("n_excluded", "int64", "trials of this setting or its partner group left out (failed, running, ...)"),
+    ("trial_ids_a", "list<string>", "usable arm-A trials of the setting"),
+    ("trial_ids_b", "list<string>", "usable arm-B trials of the partner group"),
     ("seeds", "list<int64>", "the paired seeds, ascending"),
-    ("mmd_b_seeds", "list<float64>", "per paired seed: Bernoulli final-100-epoch MMD"),
-    ("mmd_q_seeds", "list<float64>", "per paired seed: QCBM final-100-epoch MMD"),
-    ("diff_seeds", "list<float64>", "per paired seed: MMD_B - MMD_Q (positive = QCBM better)"),
-    ("mmd_b", "float64", "MMD_B: mean over paired seeds of the final-100-epoch MMD (Bernoulli)"),
-    ("mmd_q", "float64", "MMD_Q: same for the QCBM"),
-    ("mmd_b_last500", "float64", "mean over paired seeds of the final-500-epoch MMD (Bernoulli)"),
-    ("mmd_q_last500", "float64", "same for the QCBM"),
-    ("ri", "float64", "Eq. 10 relative improvement (MMD_B - MMD_Q) / MMD_Q as a fraction (1.5 = 150 %)"),
-    ("ri_ci_low", "float64", "lower end of the bootstrap percentile CI of `ri` over seeds (NaN if < 2 seeds)"),
-    ("ri_ci_high", "float64", "upper end of the bootstrap percentile CI"),
-    ("qcbm_wins", "boolean", "ri > 0 (nullable: null when not paired)"),
+    ("mmd_a_seeds", "list<float64>", "per paired seed: arm-A final-100-epoch MMD"),
+    ("mmd_b_seeds", "list<float64>", "per paired seed: arm-B final-100-epoch MMD"),
+    ("diff_seeds", "list<float64>", "per paired seed: MMD_B - MMD_A (positive = arm A better)"),
+    ("mmd_a", "float64", "MMD_A: mean over paired seeds of the final-100-epoch MMD of arm A"),
+    ("mmd_b", "float64", "MMD_B: the same for arm B (the Bernoulli MMD in qcbm_vs_bernoulli)"),
+    ("mmd_a_last500", "float64", "mean over paired seeds of the final-500-epoch MMD (arm A)"),
+    ("mmd_b_last500", "float64", "the same for arm B"),
+    ("ri", "float64", "Eq. 10 relative improvement (MMD_B - MMD_A) / MMD_A as a fraction (1.5 = 150 %; "
+                      "positive = arm A better)"),
+    ("ri_ci_low", "float64", "lower end of the paired bootstrap CI of `ri` over seeds (scipy.stats.bootstrap; "
+                             "NaN if < 2 seeds)"),
+    ("ri_ci_high", "float64", "upper end of that CI"),
+    ("ri_ci_method", "string", "BCa, or percentile where BCa is degenerate (< 3 seeds, all resamples equal); "
+                               "null without a CI"),
+    ("a_wins", "boolean", "ri > 0 (nullable: null when not paired)"),
+    ("outcome", "string", "win (CI above 0), loss (CI below 0) or tie (CI contains 0, or no CI); null when "
+                          "not paired"),
+    ("log_ratio_mean", "float64", "mean over paired seeds of d_s = log MMD_B,s - log MMD_A,s (positive = arm A "
+                                  "better)"),
+    ("log_ratio_ci_low", "float64", "lower end of the t-based CI of the mean log ratio"),
+    ("log_ratio_ci_high", "float64", "upper end of that CI"),
+    ("t_stat", "float64", "paired t statistic of d_s against 0 (scipy.stats.ttest_1samp)"),
+    ("t_p", "float64", "its two-sided p-value (NaN with < 2 seeds, equal d_s or a non-positive MMD)"),
+    ("sign_a_better", "int64", "paired seeds with MMD_A < MMD_B"),
+    ("sign_b_better", "int64", "paired seeds with MMD_A > MMD_B"),
+    ("sign_p", "float64", "two-sided exact binomial sign test over seeds (ties dropped)"),
     ("wilcoxon_stat", "float64", "Wilcoxon signed-rank statistic of `diff_seeds` (two-sided)"),
     ("wilcoxon_p", "float64", "its p-value (exact for small samples; NaN with < 2 seeds or all-zero diffs)"),
-    ("test_note", "string", "what limits the per-setting test (e.g. fewest possible p with k seeds)"),
+    ("underpowered", "boolean", "fewer than 6 paired seeds (with 5 the two-sided Wilcoxon cannot reach "
+                                "p < 0.05); null when not paired"),
+    ("test_note", "string", "what limits the per-setting tests (underpowered, BCa fallback, ...)"),
     ("mmd_floor", "float64", "mean real-vs-real residual MMD of the paired trials"),
+    ("mmd_floor_sd", "float64", "its standard deviation over those trials (NaN with fewer than 2)"),
 ]
 
 PAIRS_COLUMNS: list[tuple[str, str, str]] = [
-    ("setting_id", "string", "QCBM setting id (join with improvement.parquet)"),
+    ("comparison", "string", "the comparison (join with improvement.parquet on comparison and setting_id)"),
+    ("arm_a", "string", "arm A"),
+    ("arm_b", "string", "arm B"),
+    ("setting_id", "string", "arm-A setting id"),
+    ("pair_key", "string", "the partner group (rows sharing it share the arm-B trial of a seed)"),
     ("phase", "string", "phase of the setting"),
     ("seed", "int64", "the shared seed"),
-    ("trial_id_b", "string", "Bernoulli trial"),
-    ("trial_id_q", "string", "QCBM trial"),
-    ("mmd_b", "float64", "Bernoulli final-100-epoch MMD"),
-    ("mmd_q", "float64", "QCBM final-100-epoch MMD"),
-    ("diff", "float64", "mmd_b - mmd_q"),
-    ("ri", "float64", "per-seed Eq. 10: mmd_b / mmd_q - 1"),
+    ("trial_id_a", "string", "arm-A trial"),
+    ("trial_id_b", "string", "arm-B trial"),
+    ("mmd_a", "float64", "arm-A final-100-epoch MMD"),
+    ("mmd_b", "float64", "arm-B final-100-epoch MMD"),
+    ("diff", "float64", "mmd_b - mmd_a"),
+    ("ri", "float64", "per-seed Eq. 10: mmd_b / mmd_a - 1"),
+    ("log_ratio", "float64", "log mmd_b - log mmd_a (NaN when either is not positive)"),
 ]
 
 WINRATE_COLUMNS: list[tuple[str, str, str]] = [
+    ("comparison", "string", "the comparison"),
+    ("arm_a", "string", "arm A (a win is arm A better)"),
+    ("arm_b", "string", "arm B"),
     ("scope", "string", "pooled, phase or setting"),
     ("phase", "string", "the phase (`all` for pooled)"),
+    ("stratum", "string", "the stratum counted (values of the fields that tell apart settings sharing one "
+                          "partner group, or `all`; scope=setting rows: the setting's); null for pooled and "
+                          "per-phase seed rows"),
     ("setting_id", "string", "the setting for scope=setting rows, else null"),
-    ("unit", "string", "what is counted: `setting` (one RI per paired setting) or `seed` (one per paired seed)"),
-    ("n", "int64", "number of comparisons"),
-    ("wins", "int64", "QCBM better (RI > 0, or MMD_B > MMD_Q for a seed)"),
-    ("losses", "int64", "QCBM worse"),
-    ("ties", "int64", "exactly equal (left out of the sign test)"),
+    ("unit", "string", "what is counted: `setting` (one outcome per paired setting) or `seed` (one per paired "
+                       "seed)"),
+    ("independent", "bool", "no partner trial is counted twice in the row (always true for unit=setting; "
+                            "false for seed rows over settings that share partners)"),
+    ("n", "int64", "number of comparisons (wins + ties + losses)"),
+    ("wins", "int64", "arm A better: the RI CI lies above 0 (unit=seed: MMD_B > MMD_A)"),
+    ("ties", "int64", "the RI CI contains 0 or is missing (unit=seed: MMD_B = MMD_A)"),
+    ("losses", "int64", "arm A worse: the RI CI lies below 0 (unit=seed: MMD_B < MMD_A)"),
+    ("n_partner_groups", "int64", "distinct partner groups among the comparisons (= n for unit=setting)"),
     ("win_rate", "float64", "wins / n"),
-    ("wilson_low", "float64", "Wilson score interval, lower end (confidence level in `confidence`)"),
+    ("wilson_low", "float64", "Wilson score interval of wins / n, lower end (scipy binomtest; level in "
+                              "`confidence`)"),
     ("wilson_high", "float64", "Wilson score interval, upper end"),
     ("confidence", "float64", "confidence level of the interval (0.95)"),
-    ("sign_p", "float64", "two-sided exact binomial sign test of wins vs losses, p = 0.5"),
-    ("wilcoxon_stat", "float64", "Wilcoxon signed-rank statistic (setting rows: MMD_B - MMD_Q over seeds; "
+    ("sign_p", "float64", "two-sided exact binomial sign test of wins vs losses (ties dropped), p = 0.5"),
+    ("wilcoxon_stat", "float64", "Wilcoxon signed-rank statistic (setting rows: MMD_B - MMD_A over seeds; "
                                  "aggregate rows: the RI values of the unit)"),
     ("wilcoxon_p", "float64", "its two-sided p-value (NaN when too few non-zero values)"),
     ("ri_min", "float64", "smallest RI among the comparisons"),
     ("ri_median", "float64", "median RI"),
     ("ri_max", "float64", "largest RI"),
-    ("note", "string", "limits of the test (too few seeds, ...), else null"),
+    ("note", "string", "limits of the test (too few seeds, not independent, ...), else null"),
 ]
 
 TABLES: dict[str, list[tuple[str, str, str]]] = {

@@ -47,11 +47,12 @@ def sign_test(wins: int, losses: int) -> float:
     return float(sps.binomtest(int(wins), int(n), 0.5, alternative="two-sided").pvalue)
 
 
-def wilcoxon_paired(diffs: Sequence[float]) -> tuple[float, float, str | None]:
+def wilcoxon_paired(diffs: Sequence[float], what: str = "seeds") -> tuple[float, float, str | None]:
     """Two-sided Wilcoxon signed-rank test of paired differences -> (statistic, p, note).
 
     Exact distribution for small samples without ties (scipy's default); zero differences are dropped
-    (`zero_method="wilcox"`). Fewer than 2 non-zero differences: (nan, nan, note)."""
+    (`zero_method="wilcox"`). Fewer than 2 non-zero differences: (nan, nan, note). `what` names the values
+    in the note ("seeds", "settings")."""
     d = np.asarray([x for x in diffs if np.isfinite(x)], dtype=np.float64)
     nz = d[d != 0]
     if len(nz) < 2:
@@ -63,7 +64,7 @@ def wilcoxon_paired(diffs: Sequence[float]) -> tuple[float, float, str | None]:
     note = None
     pmin = 2.0 / 2 ** len(nz)
     if pmin > 0.05:
-        note = f"{len(nz)} seeds: smallest possible two-sided p is {pmin:.3g}"
+        note = f"{len(nz)} {what}: smallest possible two-sided Wilcoxon p is {pmin:.3g}"
     return float(res.statistic), float(res.pvalue), note
 
 

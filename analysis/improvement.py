@@ -90,22 +90,35 @@ def _stratum_value(setting: dict[str, Any], field: str) -> str:
     return f"{field}={setting[field]}" if field in setting else f"{field}={ABSENT}"
 
 
-def assign_strata(rows: list[dict[str, Any]], settings: dict[str, dict[str, Any]], drop: tuple[str, ...]) -> list[str]:
+def assign_strata(rows: list[dict[str, Any]], settings: dict[str, dict[str, Any]], drop: tuple[str, ...],
+                  ignored_by_a: tuple[str, ...] = ()) -> list[str]:
     """Set row["stratum"] for the arm-A rows of one comparison; returns the stratifying fields.
 
     The stratifying fields are the dropped (pairing-ignored) fields whose value differs between two paired
-    arm-A settings of the same partner group; a stratum is one combination of their values (`all` when
-    there is none). Two paired settings of one partner group always differ in a stratifying field, so a
-    stratum holds every partner group at most once."""
+    arm-A settings of the same partner group, those that arm A reads first (schema order); fields arm A
+    ignores (e.g. circuit fields of product settings) are added only where settings of one partner group
+    differ in nothing else. A stratum is one combination of their values (`all` when there is none); two
+    paired settings of one partner group always differ in a stratifying field, so a stratum holds every
+    partner group at most once."""
     paired = [r for r in rows if r["pair_status"] == "paired"]
     by_group: dict[str, list[dict[str, Any]]] = {}
     for r in paired:
         by_group.setdefault(r["pair_key"], []).append(r)
-    fields = [f for f in drop
-              if any(len({_stratum_value(settings[r["setting_id"]], f) for r in g}) > 1 for g in by_group.values())]
+
+    def varies(f: str, groups: list[list[dict[str, Any]]]) -> bool:
+        return any(len({_stratum_value(settings[r["setting_id"]], f) for r in g}) > 1 for g in groups)
+
+    def key(r: dict[str, Any], fields: list[str]) -> tuple[str, ...]:
+        return tuple(_stratum_value(settings[r["setting_id"]], f) for f in fields)
+
+    groups = list(by_group.values())
+    fields = [f for f in drop if f not in ignored_by_a and varies(f, groups)]
+    # groups where two settings still share every value: split them by the fields arm A ignores
+    clash = [g for g in groups if len({key(r, fields) for r in g}) < len({r["setting_id"] for r in g})]
+    fields += [f for f in drop if f in ignored_by_a and varies(f, clash)]
+    fields = [f for f in drop if f in fields]
     for r in rows:
-        st = settings[r["setting_id"]]
-        r["stratum"] = ", ".join(_stratum_value(st, f) for f in fields) if fields else "all"
+        r["stratum"] = ", ".join(key(r, fields)) if fields else "all"
     seen: dict[tuple[str, str], str] = {}
     for r in paired:   # guard: should never trigger (see the docstring); keep the count honest if it does
         k = (r["stratum"], r["pair_key"])
@@ -215,7 +228,7 @@ def improvement_table(col: Collected, resamples: int = 10000, confidence: float 
                                       "ri": stats.relative_improvement(mb, ma),
                                       "log_ratio": math.log(mb) - math.log(ma) if ma > 0 and mb > 0 else math.nan})
             cmp_rows.append(row)
-        assign_strata(cmp_rows, settings, drop)
+        assign_strata(cmp_rows, settings, drop, schema.ignored_fields(arm_a))
         for pk, bg in tb.groupby("_key", sort=False):
             if pk in a_keys:
                 continue

@@ -7,8 +7,9 @@ Pairing: an arm-A setting is paired with the arm-B trials whose config agrees wi
 `model`, the bookkeeping fields and every field that either arm ignores (schema.comparison_ignored; `n` and
 `latent_pool` are kept); within the pair, trials are matched by `seed`. Only usable trials (collect.py) enter;
 a setting without a partner, or without a seed in common, gets a row with its `pair_status` and a plain-words
-`unpaired_reason`. A comparison appears only when the run holds trials of both its arms, so a run with only
-Bernoulli and QCBM trials gives exactly the qcbm_vs_bernoulli rows.
+`unpaired_reason`. A comparison appears only when the run holds trials of both its arms (qcbm_vs_bernoulli also
+when it holds one of them: its `no_<arm>` rows), so a run with only Bernoulli and QCBM trials gives exactly the
+qcbm_vs_bernoulli rows.
 
 Independence: several arm-A settings can share one partner group (e.g. QCBM settings that differ only in
 `update_every` all pair with the same Bernoulli trials). Each row's `stratum` names the values of the fields
@@ -163,7 +164,8 @@ def improvement_table(col: Collected, resamples: int = 10000, confidence: float 
     rows: list[dict[str, Any]] = []
     pair_rows: list[dict[str, Any]] = []
     for ci, (cmp_name, arm_a, arm_b) in enumerate(schema.COMPARISONS):
-        if arm_a not in present or arm_b not in present:
+        # a comparison needs trials of both arms; the paper's (index 0) also reports one arm alone, as before
+        if not ((arm_a in present and arm_b in present) or (ci == 0 and (arm_a in present or arm_b in present))):
             continue
         name_a, name_b = schema.ARM_NAMES[arm_a], schema.ARM_NAMES[arm_b]
         drop = schema.comparison_ignored(arm_a, arm_b) + tuple(f for f in extra_ignored

@@ -141,3 +141,16 @@ def test_three_arm_report_figures_diversity_pools_and_prior_table(tmp_path):
     prod = [ln for ln in prior.splitlines() if ln.startswith("| product")]
     assert len(prod) == 1 and "| 0.15 | 3.75 | 0 |" in prod[0]   # 5 updates: TV 0.15, entropy 4 - 0.25, TC 0
     assert math.isclose(trials.loc["ferrite-qcbm-n4-t64-s0", "prior_total_correlation_bits_final"], 0.1)
+
+
+def test_runs_missing_an_arm_report_only_the_comparisons_they_can(tmp_path):
+    only_b = tmp_path / "b"
+    make_run(only_b, phases=("ferrite",), ns=(4,), train_sizes=(64,), seeds=(0, 1), epochs=3, models=("bernoulli",))
+    imp, _, _ = improvement_table(collect(only_b, progress=False), resamples=50)
+    assert imp[["comparison", "pair_status"]].values.tolist() == [["qcbm_vs_bernoulli", "no_qcbm"]]   # as before
+    bp = tmp_path / "bp"
+    make_run(bp, phases=("ferrite",), ns=(4,), train_sizes=(64,), seeds=(0, 1), epochs=3,
+             models=("bernoulli", "product"))
+    imp, _, _ = improvement_table(collect(bp, progress=False), resamples=50)
+    got = imp[["comparison", "pair_status"]].values.tolist()
+    assert got == [["qcbm_vs_bernoulli", "no_qcbm"], ["product_vs_bernoulli", "paired"]]

@@ -153,9 +153,7 @@ def improvement_table(col: Collected, resamples: int = 10000, confidence: float 
 
     # fields that vary among what the arms actually read (labels)
     eff = {}
-    for tid, cfg in cfg_of.items():
-        if tid not in set(t["trial_id"]):
-            continue
+    for cfg in cfg_of.values():
         m = cfg.get(schema.MODEL_FIELD)
         ign = set(schema.ignored_fields(m)) | {schema.MODEL_FIELD}
         eff[key_id(setting_fields(cfg))] = {k: v for k, v in setting_fields(cfg).items() if k not in ign}

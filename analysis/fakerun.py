@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from . import schema
+
 BASE_CONFIG: dict[str, Any] = {
     "phase": "ferrite", "model": "bernoulli", "seed": 0, "data_source": "synthetic", "data_seed": 0,
     "train_size": 64, "eval_size": 32, "epochs": 10, "batch_size": 16, "lr_g": 1e-4, "lr_d": 1e-4,
@@ -33,7 +35,7 @@ def _dump(path: Path, obj: Any) -> None:
 
 #: Diversity written by make_run(diversity=True): the real set's and each arm's generated images'.
 DIVERSITY = {"real": 0.5, "bernoulli": 0.40, "product": 0.42, "qcbm": 0.45}
-TRAINED = ("qcbm", "product")
+TRAINED = schema.TRAINED_MODELS
 
 
 def write_trial(folder: str | os.PathLike, config: dict[str, Any], mmd: Sequence[float],

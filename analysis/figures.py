@@ -208,7 +208,7 @@ def prior_lines(trials: pd.DataFrame, epochs: pd.DataFrame, labels: dict[str, st
     cols = [c for c, _ in PRIOR_PANELS]
     if not all(c in epochs.columns for c in cols) or "model" not in trials:
         return {}
-    usable = trials[trials["usable"] & trials["model"].astype(object).isin(["qcbm", "product"]).to_numpy(bool)]
+    usable = trials[trials["usable"] & trials["model"].astype(object).isin(list(schema.TRAINED_MODELS)).to_numpy(bool)]
     out: dict[str, list[dict[str, Any]]] = {}
     order = {m: i for i, m in enumerate(schema.MODELS)}
     groups = sorted(usable.groupby("setting_id", sort=False),

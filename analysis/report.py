@@ -284,7 +284,7 @@ def _prior_section(trials: pd.DataFrame, improvement: pd.DataFrame) -> list[str]
     L = ["## Prior diagnostics", ""]
     u = trials[trials["usable"]]
     if "model" in u:
-        u = u[u["model"].astype(object).isin(["qcbm", "product"]).to_numpy(bool)]
+        u = u[u["model"].astype(object).isin(list(schema.TRAINED_MODELS)).to_numpy(bool)]
     cols = [c for c, _ in PRIOR_FINAL if c in u]
     if u.empty or not u[cols].notna().any().any():
         return L + ["No trained-prior trial recorded prior diagnostics (older trainer, or no qcbm / product trial).",

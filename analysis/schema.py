@@ -77,6 +77,10 @@ def ignored_fields(model: str) -> tuple[str, ...]:
     return ()
 
 
+#: The arms with a trained prior (those that read the prior fields): qcbm and product.
+TRAINED_MODELS: tuple[str, ...] = tuple(m for m in MODELS if not set(PRIOR_FIELDS) <= set(ignored_fields(m)))
+
+
 def comparison_ignored(arm_a: str, arm_b: str) -> tuple[str, ...]:
     """Fields dropped from the pairing key of comparison A_vs_B: those either arm ignores (schema order)."""
     drop = set(ignored_fields(arm_a)) | set(ignored_fields(arm_b))

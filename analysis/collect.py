@@ -38,6 +38,16 @@ class Collected:
     warnings: list[str] = field(default_factory=list)
 
 
+# --------------------------------------------------------------------------------------------- config keys
+def comparison_fields(config: dict[str, Any], arm_a: str, arm_b: str,
+                      extra_ignored: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The pairing key of comparison A_vs_B: the setting minus `model`, every field that either arm ignores
+    (schema.comparison_ignored) and `extra_ignored`. A field missing from a config is simply absent, so a
+    config without it and one that lacks it too give the same key."""
+    drop = set(schema.comparison_ignored(arm_a, arm_b)) | {schema.MODEL_FIELD} | set(extra_ignored)
+    return {k: v for k, v in setting_fields(config).items() if k not in drop}
+
+
 # ------------------------------------------------------------------------------------------------ windows
 def window_means(epoch: np.ndarray, mmd: np.ndarray) -> dict[str, float]:
     """Final-window statistics of an MMD curve.
@@ -91,6 +101,43 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _last_finite(epochs: pd.DataFrame | None, col: str) -> tuple[float, int | None]:
+    """(last finite value of `col`, its row position) in an epoch-sorted frame; (nan, None) if none."""
+    if epochs is None or col not in epochs.columns or not len(epochs):
+        return math.nan, None
+    vals = pd.to_numeric(epochs[col], errors="coerce").to_numpy(dtype=np.float64)
+    idx = np.flatnonzero(np.isfinite(vals))
+    if not len(idx):
+        return math.nan, None
+    return float(vals[idx[-1]]), int(idx[-1])
+
+
+def _optional_trial_values(summary: dict[str, Any], epochs: pd.DataFrame | None) -> dict[str, Any]:
+    """Diversity and final prior diagnostics of a trial (NaN / NA where the files do not carry them)."""
+    out: dict[str, Any] = {}
+    div = _num(summary, "diversity_final")
+    if not math.isfinite(div):
+        div = _last_finite(epochs, "diversity")[0]
+    out["diversity_final"] = div
+    out["diversity_real"] = _num(summary, "diversity_real")
+    last_pos: int | None = None
+    for c in schema.PRIOR_DIAGNOSTIC_COLUMNS:
+        v, pos = _last_finite(epochs, c)
+        out[f"{c}_final"] = v
+        if pos is not None and c.startswith("prior_"):
+            last_pos = pos if last_pos is None else max(last_pos, pos)
+    exact: Any = pd.NA
+    if epochs is not None and "prior_exact" in epochs.columns and last_pos is not None:
+        v = epochs["prior_exact"].iloc[last_pos]
+        exact = pd.NA if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else bool(v)
+    out["prior_exact_final"] = exact
+    return out
+
+
+def _empty_optional() -> dict[str, Any]:
+    return _optional_trial_values({}, None)
+
+
 def _num(d: dict[str, Any], key: str) -> float:
     v = d.get(key)
     try:
@@ -110,7 +157,8 @@ def read_trial(folder: Path, run_dir: Path) -> tuple[dict[str, Any], dict[str, A
                            **window_means(np.zeros(0), np.zeros(0)), "summary_mmd_last100": math.nan,
                            "summary_mmd_last500": math.nan, "mmd_mismatch": False, "mmd_floor": math.nan,
                            "circuit_calls": 0, "seconds": math.nan,
-                           "has_samples": (folder / "samples.npz").exists()}
+                           "has_samples": (folder / "samples.npz").exists(), "latent_pool_used": False,
+                           **_empty_optional()}
     problems: list[str] = []
     config: dict[str, Any] = {}
     try:
@@ -121,6 +169,7 @@ def read_trial(folder: Path, run_dir: Path) -> tuple[dict[str, Any], dict[str, A
     if config.get("trial_id") is not None:
         row["trial_id"] = str(config["trial_id"])
     config["trial_id"] = row["trial_id"]
+    row["latent_pool_used"] = schema.uses_latent_pool(config)
 
     summary: dict[str, Any] = {}
     spath = folder / "summary.json"
@@ -193,6 +242,7 @@ def read_trial(folder: Path, run_dir: Path) -> tuple[dict[str, Any], dict[str, A
         secs = float(epochs["seconds"].sum())
     row["seconds"] = secs
     row["has_samples"] = (folder / "samples.npz").exists()
+    row.update(_optional_trial_values(summary, epochs))
 
     if row["status"] == "completed":
         planned = config.get("epochs")
@@ -309,8 +359,14 @@ def collect(run_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
                               for v in trials[c].tolist()], dtype="string")
     for c in ("epochs_completed", "last_epoch", "circuit_calls"):
         trials[c] = trials[c].astype("int64")
-    for c in ("usable", "mmd_mismatch", "has_samples"):
+    for c in ("usable", "mmd_mismatch", "has_samples", "latent_pool_used"):
         trials[c] = trials[c].astype(bool)
+    for c, dt, _ in schema.TRIALS_COLUMNS:
+        if dt == "float64":
+            trials[c] = pd.to_numeric(trials[c], errors="coerce").astype("float64")
+        elif dt == "boolean":
+            trials[c] = pd.array([pd.NA if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+                                  else bool(v) for v in trials[c].tolist()], dtype="boolean")
     sort_cols = [c for c in ("phase", "model", "n", "setting_id", "seed", "trial_id") if c in trials.columns]
     trials = trials.sort_values(sort_cols, kind="stable", na_position="last").reset_index(drop=True)
 
@@ -319,8 +375,32 @@ def collect(run_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
     return Collected(run, trials, epochs, final_cfg, cfg_fields, warnings)
 
 
+def _empty_column(dt: str, n: int) -> Any:
+    if dt == "bool":
+        return np.zeros(n, dtype=bool)
+    if dt == "boolean":
+        return pd.array([pd.NA] * n, dtype="boolean")
+    if dt == "int64":
+        return np.zeros(n, dtype=np.int64)
+    return np.full(n, math.nan)
+
+
+def _to_boolean(values: pd.Series) -> pd.arrays.BooleanArray:
+    """Nullable boolean from a bool / object / float column (NaN and None -> NA)."""
+    out = []
+    for v in values.tolist():
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+            out.append(pd.NA)
+        else:
+            out.append(bool(v))
+    return pd.array(out, dtype="boolean")
+
+
 def build_epochs(frames: dict[str, pd.DataFrame], rows: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Concatenate per-trial epoch frames with `trial_id` and the rolling-100 MMD column."""
+    """Concatenate per-trial epoch frames with `trial_id` and the rolling-100 MMD column.
+
+    Columns missing from a trial's file (the optional diversity and prior-diagnostic columns of old runs)
+    are filled with NaN (floats), NA (nullable booleans), False or 0; extra columns are kept after them."""
     cols = [c for c, _, _ in schema.EPOCHS_COLUMNS]
     parts = []
     for tid, ep in frames.items():
@@ -330,7 +410,9 @@ def build_epochs(frames: dict[str, pd.DataFrame], rows: dict[str, dict[str, Any]
         ep.insert(0, "trial_id", tid)
         for c, dt, _ in schema.EPOCHS_COLUMNS:
             if c not in ep.columns:
-                ep[c] = False if dt == "bool" else (0 if dt == "int64" else math.nan)
+                ep[c] = _empty_column(dt, len(ep))
+            elif dt == "boolean":
+                ep[c] = _to_boolean(ep[c])
         extra = [c for c in ep.columns if c not in cols]
         parts.append(ep[cols + extra])
     if not parts:
@@ -338,6 +420,13 @@ def build_epochs(frames: dict[str, pd.DataFrame], rows: dict[str, dict[str, Any]
                                           ("bool" if dt == "bool" else dt)) for c, dt, _ in schema.EPOCHS_COLUMNS})
     out = pd.concat(parts, ignore_index=True)
     out["trial_id"] = out["trial_id"].astype("string")
-    out = results.coerce_epochs(out)
-    out["mmd_rolling"] = pd.to_numeric(out["mmd_rolling"], errors="coerce").astype("float64")
+    for c, dt, _ in schema.EPOCHS_COLUMNS:
+        if dt == "int64":
+            out[c] = pd.to_numeric(out[c], errors="coerce").fillna(0).astype("int64")
+        elif dt == "bool":
+            out[c] = out[c].astype("boolean").fillna(False).astype(bool)
+        elif dt == "float64":
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+        elif dt == "boolean":
+            out[c] = _to_boolean(out[c])
     return out

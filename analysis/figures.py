@@ -1,16 +1,21 @@
-"""Figures (PNG and PDF, matplotlib Agg): MMD curves per setting, RI against n, sample montages.
+"""Figures (PNG and PDF, matplotlib Agg): MMD curves per setting, RI against n, prior diagnostics, montages.
 
-* `mmd_<phase>_<setting_id>`: per model the mean over seeds per epoch (thin), its rolling mean over
-  min(100, E) epochs (solid; paper Fig. 3), the band between the seeds' rolling curves, the last-500-epoch
-  mean (dashed) and the real-vs-real residual floor (dotted grey).
-* `ri_vs_n`: Eq. 10 in % against n, one panel per phase, one series per training size (and any other field
-  that varies), bootstrap CI error bars, a zero line and the paper's reported range shaded (paper Fig. 4).
-* `samples_<phase>_<setting_id>`: real vs Bernoulli vs QCBM generated images, the five channels labelled.
+* `mmd_<phase>_<setting_id>`: one per arm-A setting (with every partner it pairs with) and per partner group
+  without any arm-A setting: per arm the mean over seeds per epoch (thin), its rolling mean over min(100, E)
+  epochs (solid; paper Fig. 3), the band between the seeds' rolling curves, the last-500-epoch mean (dashed)
+  and the real-vs-real residual floor (dotted grey).
+* `ri_vs_n`: Eq. 10 in % against n, one row of panels per comparison and one panel per phase, one series per
+  training size (and any other field that varies), bootstrap CI error bars, a zero line and, for
+  qcbm_vs_bernoulli, the paper's reported range shaded (paper Fig. 4).
+* `prior_<phase>`: the trained priors' TV from uniform, entropy and total correlation against epoch (mean over
+  seeds at the update epochs), one line per qcbm / product setting, the legend outside the panels.
+* `samples_<phase>_<setting_id>`: real vs each arm's generated images, the five channels labelled.
 """
 from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,8 +28,14 @@ import pandas as pd  # noqa: E402
 
 from . import schema  # noqa: E402
 
-COLORS = {"bernoulli": "#1f77b4", "qcbm": "#d62728"}
-NAMES = {"bernoulli": "Bernoulli", "qcbm": "QCBM"}
+COLORS = {"bernoulli": "#1f77b4", "product": "#2ca02c", "qcbm": "#d62728"}
+NAMES = schema.ARM_NAMES
+#: Colour maps of the trained arms' settings in the prior figure.
+PRIOR_CMAPS = {"qcbm": "Reds", "product": "Greens"}
+#: Width (inches) kept right of the prior panels for their legend.
+LEGEND_IN = 3.4
+PRIOR_PANELS = (("prior_tv", "TV distance from uniform"), ("prior_entropy_bits", "entropy (bits)"),
+                ("prior_total_correlation_bits", "total correlation (bits)"))
 #: The paper's reported RI ranges (spec §7), as fractions.
 PAPER_RANGE = {"ferrite": (0.22, 0.99), "bainite": (-0.45, 1.50)}
 
@@ -60,8 +71,8 @@ def _curves(epochs: pd.DataFrame, trial_ids: list[str]) -> tuple[np.ndarray, np.
 
 def mmd_figure(title: str, sides: dict[str, dict[str, Any]], floor: float) -> plt.Figure:
     """sides[model] = {"epoch": (E,), "mmd": (T, E), "last500": float, "n": int}. Returns the figure."""
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
-    for model in ("bernoulli", "qcbm"):
+    fig, ax = plt.subplots(figsize=(8.6, 4.2))
+    for model in schema.MODELS:
         if model not in sides:
             continue
         s = sides[model]
@@ -92,51 +103,128 @@ def mmd_figure(title: str, sides: dict[str, dict[str, Any]], floor: float) -> pl
         ax.axhline(floor, color="0.4", ls=":", lw=1.2, label=f"real-vs-real floor {floor:.4g}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("MMD (Eq. 9)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig
 
 
 def ri_figure(improvement: pd.DataFrame, all_series: list[str]) -> plt.Figure | None:
-    """Eq. 10 (%) against n per phase; one series per combination of the fields of `all_series` that vary
-    within the phase. None if nothing is paired."""
-    paired = improvement[(improvement["pair_status"] == "paired") & np.isfinite(improvement["ri"].astype(float))]
+    """Eq. 10 (%) against n: one row of panels per comparison, one panel per phase; one series per
+    combination of the fields of `all_series` that vary within the panel. None if nothing is paired."""
+    ok = (improvement["pair_status"] == "paired") & np.isfinite(improvement["ri"].astype(float))
+    paired = improvement[ok.to_numpy(dtype=bool)]
     if paired.empty or "n" not in paired:
         return None
+    comps = [c for c in schema.COMPARISONS if (paired["comparison"].astype(str) == c[0]).any()]
     phases = sorted({str(p) for p in paired["phase"].astype(object)}) if "phase" in paired else ["all"]
-    fig, axes = plt.subplots(1, len(phases), figsize=(5.2 * len(phases), 4.0), squeeze=False)
-    for ax, phase in zip(axes[0], phases):
-        sub = paired[paired["phase"].astype(object) == phase] if "phase" in paired else paired
-        series_fields = [f for f in all_series if f in sub.columns and sub[f].astype(str).nunique() > 1]
-        groups = list(sub.groupby(series_fields, sort=True, dropna=False)) if series_fields else [((), sub)]
-        ns = sorted({int(v) for v in sub["n"]})
-        step = min(np.diff(ns)) if len(ns) > 1 else 1.0
-        width = 0.12 * step
-        for i, (key, g) in enumerate(groups):
-            key = key if isinstance(key, tuple) else (key,)
-            off = (i - (len(groups) - 1) / 2) * (width / (len(groups) - 1) if len(groups) > 1 else 0.0)
-            g = g.sort_values("n")
-            x = g["n"].to_numpy(dtype=float) + off
-            y = 100 * g["ri"].to_numpy(dtype=float)
-            lo = 100 * g["ri_ci_low"].to_numpy(dtype=float)
-            hi = 100 * g["ri_ci_high"].to_numpy(dtype=float)
-            yerr = np.vstack([np.where(np.isfinite(lo), y - lo, 0), np.where(np.isfinite(hi), hi - y, 0)])
-            label = ", ".join(f"{f}={v}" for f, v in zip(series_fields, key)) or "all"
-            ax.errorbar(x, y, yerr=np.clip(yerr, 0, None), marker="o", capsize=3, lw=1.2, label=label)
-        ax.axhline(0, color="k", lw=0.8)
-        if phase in PAPER_RANGE:
-            a, b = PAPER_RANGE[phase]
-            ax.axhspan(100 * a, 100 * b, color="0.5", alpha=0.08, lw=0, label="paper's reported range")
-        ax.set_xticks(ns)
-        ax.set_xlabel("n (qubits = latent size)")
-        ax.set_ylabel("relative improvement RI (%)  [Eq. 10]")
-        ax.set_title(f"{phase}: QCBM vs Bernoulli (error bars: bootstrap CI over seeds)", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    fig, axes = plt.subplots(len(comps), len(phases), figsize=(5.2 * len(phases), 4.0 * len(comps)),
+                             squeeze=False)
+    for row_axes, (cmp_name, arm_a, arm_b) in zip(axes, comps):
+        cp = paired[paired["comparison"].astype(str) == cmp_name]
+        for ax, phase in zip(row_axes, phases):
+            sub = cp[cp["phase"].astype(object) == phase] if "phase" in cp else cp
+            title = f"{phase}: {NAMES[arm_a]} vs {NAMES[arm_b]} (error bars: bootstrap CI over seeds)"
+            if sub.empty:
+                ax.text(0.5, 0.5, "no paired setting", ha="center", va="center", transform=ax.transAxes)
+                ax.set_title(title, fontsize=9)
+                continue
+            series_fields = [f for f in all_series if f in sub.columns and sub[f].astype(str).nunique() > 1]
+            groups = list(sub.groupby(series_fields, sort=True, dropna=False)) if series_fields else [((), sub)]
+            ns = sorted({int(v) for v in sub["n"]})
+            step = min(np.diff(ns)) if len(ns) > 1 else 1.0
+            width = 0.12 * step
+            for i, (key, g) in enumerate(groups):
+                key = key if isinstance(key, tuple) else (key,)
+                off = (i - (len(groups) - 1) / 2) * (width / (len(groups) - 1) if len(groups) > 1 else 0.0)
+                g = g.sort_values("n")
+                x = g["n"].to_numpy(dtype=float) + off
+                y = 100 * g["ri"].to_numpy(dtype=float)
+                lo = 100 * g["ri_ci_low"].to_numpy(dtype=float)
+                hi = 100 * g["ri_ci_high"].to_numpy(dtype=float)
+                yerr = np.vstack([np.where(np.isfinite(lo), y - lo, 0), np.where(np.isfinite(hi), hi - y, 0)])
+                label = ", ".join(f"{f}={v}" for f, v in zip(series_fields, key)) or "all"
+                ax.errorbar(x, y, yerr=np.clip(yerr, 0, None), marker="o", capsize=3, lw=1.2, label=label)
+            ax.axhline(0, color="k", lw=0.8)
+            if cmp_name == "qcbm_vs_bernoulli" and phase in PAPER_RANGE:
+                a, b = PAPER_RANGE[phase]
+                ax.axhspan(100 * a, 100 * b, color="0.5", alpha=0.08, lw=0, label="paper's reported range")
+            ax.set_xticks(ns)
+            ax.set_xlabel("n (qubits = latent size)")
+            ax.set_ylabel("relative improvement RI (%)  [Eq. 10]")
+            ax.set_title(title, fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def prior_figure(phase: str, lines: list[dict[str, Any]]) -> plt.Figure | None:
+    """Prior diagnostics of one phase against epoch. lines: [{"model", "label", "epoch": (E,), col: (E,)}]
+    with the mean over seeds at each recorded epoch. None when no line has a finite value."""
+    lines = [ln for ln in lines if any(np.isfinite(ln[c]).any() for c, _ in PRIOR_PANELS)]
+    if not lines:
+        return None
+    fig, axes = plt.subplots(1, len(PRIOR_PANELS), figsize=(4.0 * len(PRIOR_PANELS) + LEGEND_IN, 3.6),
+                             squeeze=False)
+    per_arm: dict[str, int] = {}
+    for ln in lines:
+        per_arm[ln["model"]] = per_arm.get(ln["model"], 0) + 1
+    seen: dict[str, int] = {}
+    handles = []
+    for ln in lines:
+        m = ln["model"]
+        i = seen.get(m, 0)
+        seen[m] = i + 1
+        cmap = plt.get_cmap(PRIOR_CMAPS.get(m, "Greys"))
+        color = cmap(0.85 - 0.5 * (i / max(1, per_arm[m] - 1))) if per_arm[m] > 1 else COLORS.get(m, "k")
+        ls = "-" if m == "qcbm" else "--"
+        for ax, (col, _) in zip(axes[0], PRIOR_PANELS):
+            y = np.asarray(ln[col], dtype=float)
+            ok = np.isfinite(y)
+            h, = ax.plot(np.asarray(ln["epoch"])[ok], y[ok], color=color, ls=ls, marker="o", ms=3, lw=1.3,
+                         label=f"{NAMES.get(m, m)}: {ln['label']} ({ln['seeds']} seed{'s' if ln['seeds'] != 1 else ''})")
+        handles.append(h)
+    for ax, (col, name) in zip(axes[0], PRIOR_PANELS):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    shown = handles[:20]
+    more = len(handles) - len(shown)
+    fig.suptitle(f"{phase}: prior diagnostics at the update epochs (QCBM solid, product dashed)", fontsize=9)
+    width = fig.get_figwidth()
+    fig.tight_layout(rect=(0, 0, 1 - LEGEND_IN / width, 1))
+    fig.legend(shown, [textwrap.fill(h.get_label(), 48) for h in shown], fontsize=7, loc="center left",
+               bbox_to_anchor=(1 - (LEGEND_IN - 0.05) / width, 0.5), frameon=False,
+               title=f"setting (mean over seeds){f'; {more} more not listed' if more else ''}", title_fontsize=7)
+    return fig
+
+
+def prior_lines(trials: pd.DataFrame, epochs: pd.DataFrame, labels: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """{phase: prior_figure lines}: per qcbm / product setting (usable trials), the mean over seeds per epoch
+    of each prior diagnostic at the epochs where one was recorded."""
+    cols = [c for c, _ in PRIOR_PANELS]
+    if not all(c in epochs.columns for c in cols) or "model" not in trials:
+        return {}
+    usable = trials[trials["usable"] & trials["model"].astype(object).isin(list(schema.TRAINED_MODELS)).to_numpy(bool)]
+    out: dict[str, list[dict[str, Any]]] = {}
+    order = {m: i for i, m in enumerate(schema.MODELS)}
+    groups = sorted(usable.groupby("setting_id", sort=False),
+                    key=lambda kv: (order.get(str(kv[1]["model"].iloc[0]), 9), labels.get(str(kv[0]), str(kv[0]))))
+    for sid, g in groups:
+        ep = epochs[epochs["trial_id"].isin(g["trial_id"].astype(str).tolist())]
+        rec = ep[ep[cols].notna().any(axis=1)]
+        if rec.empty:
+            continue
+        mean = rec.groupby("epoch", sort=True)[cols].mean()
+        phase = str(g["phase"].iloc[0]) if "phase" in g else "all"
+        line = {"model": str(g["model"].iloc[0]), "label": labels.get(str(sid), str(sid)), "seeds": len(g),
+                "epoch": mean.index.to_numpy()}
+        line.update({c: mean[c].to_numpy(dtype=float) for c in cols})
+        out.setdefault(phase, []).append(line)
+    return out
 
 
 def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray] | str:
@@ -189,36 +277,59 @@ def montage_figure(title: str, panels: list[tuple[str, np.ndarray]], k: int) -> 
     return fig
 
 
+def figure_units(improvement: pd.DataFrame) -> list[dict[str, Any]]:
+    """One unit per MMD figure: each arm-A setting with the partners of every comparison it is arm A of, and
+    each partner group that has no arm-A setting (keyed by its setting id). -> [{setting_id, phase, label,
+    arms: {model: [trial ids]}, ri: [(comparison name, RI)], status, seeds}] in improvement order."""
+    units: dict[str, dict[str, Any]] = {}
+    for _, r in improvement.iterrows():
+        sid = str(r["setting_id"])
+        arm_a, arm_b = str(r["arm_a"]), str(r["arm_b"])
+        alone = r["pair_status"] == f"no_{arm_a}"
+        u = units.setdefault(sid, {"setting_id": sid, "phase": str(r.get("phase", "all")), "label": r["label"],
+                                   "arms": {}, "ri": [], "status": [], "seeds": []})
+        parts = [(arm_b, r["trial_ids_b"])] if alone else [(arm_a, r["trial_ids_a"]), (arm_b, r["trial_ids_b"])]
+        for m, ids in parts:
+            have = u["arms"].setdefault(m, [])
+            have += [str(x) for x in (ids if ids is not None else []) if str(x) not in have]
+        if r["pair_status"] == "paired" and np.isfinite(r["ri"]):
+            u["ri"].append((f"vs {NAMES[arm_b]}", float(r["ri"])))
+            u["seeds"] = sorted(set(u["seeds"]) | {int(x) for x in r["seeds"]})
+        else:
+            u["status"].append(str(r["pair_status"]))
+    return list(units.values())
+
+
 def make_figures(trials: pd.DataFrame, epochs: pd.DataFrame, improvement: pd.DataFrame, run_dir: Path,
                  out_dir: Path, series_fields: list[str], montage_samples: int = 4,
                  progress: Callable[[Any], Any] | None = None) -> tuple[dict[str, list[Path]], list[str]]:
     """Write every figure under out_dir/figures. Returns ({kind: [paths]}, notes)."""
     fdir = out_dir / "figures"
     fdir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[Path]] = {"mmd": [], "ri": [], "samples": []}
+    written: dict[str, list[Path]] = {"mmd": [], "ri": [], "prior": [], "samples": []}
     notes: list[str] = []
     usable = trials[trials["usable"]]
-    model = usable["model"].astype(object) if "model" in usable else pd.Series(dtype=object)
 
     fig = ri_figure(improvement, series_fields)
     if fig is not None:
         written["ri"] += save_figure(fig, fdir / "ri_vs_n")
 
-    rows = list(improvement.iterrows())
-    it = progress(rows) if progress else rows
-    for _, r in it:
-        sid, pk = str(r["setting_id"]), str(r["pair_key"])
-        phase = str(r.get("phase", "all"))
-        if r["pair_status"] == "no_qcbm":
-            q_ids: list[str] = []
-        else:
-            q_ids = usable.loc[(usable["setting_id"] == sid).to_numpy(bool) & (model == "qcbm").to_numpy(bool),
-                               "trial_id"].astype(str).tolist()
-        b_ids = usable.loc[(usable["pair_key"] == pk).to_numpy(bool) & (model == "bernoulli").to_numpy(bool),
-                           "trial_id"].astype(str).tolist()
+    labels: dict[str, str] = {}
+    for _, r in improvement.iterrows():
+        labels.setdefault(str(r["setting_id"]), str(r["label"]))
+    for phase, lines in sorted(prior_lines(trials, epochs, labels).items()):
+        fig = prior_figure(phase, lines)
+        if fig is not None:
+            written["prior"] += save_figure(fig, fdir / f"prior_{phase}")
+
+    units = figure_units(improvement)
+    it = progress(units) if progress else units
+    for u in it:
+        sid, phase = u["setting_id"], u["phase"]
         sides: dict[str, dict[str, Any]] = {}
-        floors = []
-        for m, ids in (("bernoulli", b_ids), ("qcbm", q_ids)):
+        floors: list[float] = []
+        for m in schema.MODELS:
+            ids = u["arms"].get(m, [])
             if not ids:
                 continue
             e, mm, _ = _curves(epochs, ids)
@@ -227,16 +338,19 @@ def make_figures(trials: pd.DataFrame, epochs: pd.DataFrame, improvement: pd.Dat
             floors += sel["mmd_floor"].tolist()
         if sides:
             floors = [f for f in floors if np.isfinite(f)]
-            ri = r["ri"]
-            extra = f"  RI = {100 * ri:+.1f} %" if np.isfinite(ri) else f"  ({r['pair_status']})"
-            fig = mmd_figure(f"{r['label']}{extra}", sides, float(np.mean(floors)) if floors else math.nan)
+            if u["ri"]:
+                extra = "  RI " + ", ".join(f"{k} {100 * v:+.1f} %".strip() for k, v in u["ri"])
+            else:
+                extra = f"  ({', '.join(u['status'])})"
+            fig = mmd_figure(f"{u['label']}{extra}", sides, float(np.mean(floors)) if floors else math.nan)
             written["mmd"] += save_figure(fig, fdir / f"mmd_{phase}_{sid}")
 
         if montage_samples > 0:
             panels: list[tuple[str, np.ndarray]] = []
             real_done = False
-            seeds = list(r["seeds"]) if len(r["seeds"]) else None
-            for m, ids in (("qcbm", q_ids), ("bernoulli", b_ids)):
+            seeds = u["seeds"] or None
+            for m in schema.MODELS:
+                ids = u["arms"].get(m, [])
                 sel = usable[usable["trial_id"].isin(ids) & usable["has_samples"]]
                 if seeds is not None and "seed" in sel:
                     pref = sel[sel["seed"].isin(seeds)]
@@ -256,9 +370,7 @@ def make_figures(trials: pd.DataFrame, epochs: pd.DataFrame, improvement: pd.Dat
                 seed_txt = f", seed {t['seed']}" if "seed" in t else ""
                 panels.append((f"{NAMES[m]} generated{seed_txt}", gen))
             if panels:
-                order = {"r": 0, "B": 1, "Q": 2}
-                panels.sort(key=lambda p: order.get(p[0][0], 3))
-                fig = montage_figure(f"{r['label']}: real vs generated (uint8 0..255, gray)", panels,
+                fig = montage_figure(f"{u['label']}: real vs generated (uint8 0..255, gray)", panels,
                                      min(montage_samples, min(len(p[1]) for p in panels)))
                 written["samples"] += save_figure(fig, fdir / f"samples_{phase}_{sid}")
     return written, notes

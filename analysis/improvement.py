@@ -1,9 +1,20 @@
-"""Eq. 10 per paired setting: pair Bernoulli and QCBM trials seed by seed, average, bootstrap, test.
+"""Eq. 10 per paired setting for each comparison of the three arms: pair trials seed by seed, average,
+bootstrap, test.
 
-Pairing (docs/interfaces.md): a QCBM setting is paired with the Bernoulli trials whose config agrees with
-it in every field except `model`, the QCBM-only fields (`n` kept) and the bookkeeping fields; within the
-pair, trials are matched by `seed`. Only usable trials (collect.py) enter; a setting without a partner, or
-without a seed in common, gets a row with its `pair_status` and a plain-words `unpaired_reason`.
+Comparisons (schema.COMPARISONS): qcbm_vs_bernoulli (the paper's Eq. 10), qcbm_vs_product (the quantum
+question) and product_vs_bernoulli; for "A_vs_B", RI = (MMD_B - MMD_A) / MMD_A (positive = A better).
+Pairing: an arm-A setting is paired with the arm-B trials whose config agrees with it in every field except
+`model`, the bookkeeping fields and every field that either arm ignores (schema.comparison_ignored; `n` and
+`latent_pool` are kept); within the pair, trials are matched by `seed`. Only usable trials (collect.py) enter;
+a setting without a partner, or without a seed in common, gets a row with its `pair_status` and a plain-words
+`unpaired_reason`. A comparison appears only when the run holds trials of both its arms (qcbm_vs_bernoulli also
+when it holds one of them: its `no_<arm>` rows), so a run with only Bernoulli and QCBM trials gives exactly the
+qcbm_vs_bernoulli rows.
+
+Independence: several arm-A settings can share one partner group (e.g. QCBM settings that differ only in
+`update_every` all pair with the same Bernoulli trials). Each row's `stratum` names the values of the fields
+that tell such settings apart; within one stratum every partner group occurs at most once, which is what
+the pooled win rates (winrate.py) count.
 """
 from __future__ import annotations
 
@@ -14,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema, stats
-from .collect import Collected, config_column, key_id, pair_fields, setting_fields
+from .collect import Collected, comparison_fields, config_column, key_id, setting_fields
 
 ALIASES = {"train_size": "T", "epochs": "E", "update_every": "upd", "qcbm_optimizer": "opt",
            "connectivity": "conn", "layers": "L", "batch_size": "bs", "qcbm_lr": "eta", "fd_eps": "eps",
@@ -23,22 +34,24 @@ SORT_FIELDS = ("phase", "n", "train_size", "epochs", "update_every")
 
 
 def _varying_fields(configs: list[dict[str, Any]]) -> list[str]:
+    """Fields that take more than one value among the configs that hold them."""
     keys: list[str] = []
     for c in configs:
         keys += [k for k in c if k not in keys]
     out = []
     for k in keys:
-        vals = {repr(c.get(k)) for c in configs}
+        vals = {repr(c[k]) for c in configs if k in c}
         if len(vals) > 1:
             out.append(k)
     return out
 
 
-def make_label(cfg: dict[str, Any], varying: list[str]) -> str:
-    """'ferrite n=4 T=64 upd=10' from the setting's phase, n and the other fields that vary in the run."""
+def make_label(cfg: dict[str, Any], varying: list[str], skip: tuple[str, ...] = ()) -> str:
+    """'ferrite n=4 T=64 upd=10' from the setting's phase, n and the other fields that vary in the run
+    (fields in `skip`, e.g. those the row's arm ignores, are left out)."""
     parts = [str(cfg.get("phase", "?")), f"n={cfg.get('n', '?')}"]
     for k in varying:
-        if k in ("phase", "n", "model"):
+        if k in ("phase", "n", "model") or k in skip:
             continue
         v = cfg.get(k)
         if v is None:
@@ -71,95 +84,168 @@ def _per_seed(group: pd.DataFrame) -> dict[int, dict[str, Any]]:
     return out
 
 
+ABSENT = "(absent)"
+
+
+def _stratum_value(setting: dict[str, Any], field: str) -> str:
+    return f"{field}={setting[field]}" if field in setting else f"{field}={ABSENT}"
+
+
+def assign_strata(rows: list[dict[str, Any]], settings: dict[str, dict[str, Any]], drop: tuple[str, ...],
+                  ignored_by_a: tuple[str, ...] = ()) -> list[str]:
+    """Set row["stratum"] for the arm-A rows of one comparison; returns the stratifying fields.
+
+    The stratifying fields are the dropped (pairing-ignored) fields whose value differs between two paired
+    arm-A settings of the same partner group, those that arm A reads first (schema order); fields arm A
+    ignores (e.g. circuit fields of product settings) are added only where settings of one partner group
+    differ in nothing else. A stratum is one combination of their values (`all` when there is none); two
+    paired settings of one partner group always differ in a stratifying field, so a stratum holds every
+    partner group at most once."""
+    paired = [r for r in rows if r["pair_status"] == "paired"]
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for r in paired:
+        by_group.setdefault(r["pair_key"], []).append(r)
+
+    def varies(f: str, groups: list[list[dict[str, Any]]]) -> bool:
+        return any(len({_stratum_value(settings[r["setting_id"]], f) for r in g}) > 1 for g in groups)
+
+    def key(r: dict[str, Any], fields: list[str]) -> tuple[str, ...]:
+        return tuple(_stratum_value(settings[r["setting_id"]], f) for f in fields)
+
+    groups = list(by_group.values())
+    fields = [f for f in drop if f not in ignored_by_a and varies(f, groups)]
+    # groups where two settings still share every value: split them by the fields arm A ignores
+    clash = [g for g in groups if len({key(r, fields) for r in g}) < len({r["setting_id"] for r in g})]
+    fields += [f for f in drop if f in ignored_by_a and varies(f, clash)]
+    fields = [f for f in drop if f in fields]
+    for r in rows:
+        r["stratum"] = ", ".join(key(r, fields)) if fields else "all"
+    seen: dict[tuple[str, str], str] = {}
+    for r in paired:   # guard: should never trigger (see the docstring); keep the count honest if it does
+        k = (r["stratum"], r["pair_key"])
+        if k in seen and seen[k] != r["setting_id"]:
+            r["stratum"] = f"{r['stratum']}, setting={r['setting_id']}"
+        seen.setdefault(k, r["setting_id"])
+    return fields
+
+
 def improvement_table(col: Collected, resamples: int = 10000, confidence: float = 0.95, seed: int = 0,
                       extra_ignored: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Eq. 10 table, the long per-seed pairs table, and notes (duplicates etc.).
 
-    improvement: one row per QCBM setting plus one per Bernoulli group without any QCBM setting (columns:
-    schema.IMPROVEMENT_COLUMNS). pairs: one row per paired (setting, seed) (schema.PAIRS_COLUMNS).
-    The bootstrap uses numpy.random.default_rng([seed, int(setting_id, 16)]) per setting, so a setting's CI
-    does not depend on the other settings of the run."""
+    improvement: per comparison one row per arm-A setting plus one per arm-B partner group without any arm-A
+    setting (columns: schema.IMPROVEMENT_COLUMNS). pairs: one row per paired (comparison, setting, seed)
+    (schema.PAIRS_COLUMNS). The bootstrap uses numpy.random.default_rng([seed, int(setting_id, 16), c]) per
+    setting, c the comparison's index in schema.COMPARISONS, so a setting's CI does not depend on the other
+    settings of the run. `extra_ignored` fields are dropped from every pairing key."""
     t = col.trials
     notes: list[str] = []
     cfg_of = {tid: c for tid, c in col.configs.items() if c}
     t = t[t["trial_id"].isin(list(cfg_of))]
-    model = (t["model"].astype(object) if "model" in t.columns
-             else pd.Series([None] * len(t), index=t.index, dtype=object))
     if "seed" not in t.columns:
         raise ValueError("no trial config holds a 'seed' field; cannot pair trials")
-    q_trials = t[(model == "qcbm").to_numpy(dtype=bool)]
-    b_trials = t[(model == "bernoulli").to_numpy(dtype=bool)]
+    model = (t["model"].astype(object) if "model" in t.columns
+             else pd.Series([None] * len(t), index=t.index, dtype=object))
+    present = {m for m in model.tolist() if isinstance(m, str)}
 
-    # representative setting dicts
     def rep_setting(rows: pd.DataFrame) -> dict[str, Any]:
-        cfg = cfg_of[str(rows["trial_id"].iloc[0])]
-        return {k: v for k, v in setting_fields(cfg).items()}
+        return dict(setting_fields(cfg_of[str(rows["trial_id"].iloc[0])]))
 
-    q_settings = {sid: rep_setting(g) for sid, g in q_trials.groupby("setting_id", sort=False)}
-    b_pairs = {pk: pair_fields(cfg_of[str(g["trial_id"].iloc[0])], extra_ignored)
-               for pk, g in b_trials.groupby("pair_key", sort=False)}
-    q_pairs = {pk: pair_fields(cfg_of[str(g["trial_id"].iloc[0])], extra_ignored)
-               for pk, g in q_trials.groupby("pair_key", sort=False)}
-    all_settings = list(q_settings.values())
-    for pk, g in b_trials.groupby("pair_key", sort=False):
-        if pk not in q_pairs:
-            all_settings.append(rep_setting(g))
-    varying = _varying_fields([{k: v for k, v in s.items() if k != "model"} for s in all_settings])
+    # fields that vary among what the arms actually read (labels)
+    eff = {}
+    for cfg in cfg_of.values():
+        m = cfg.get(schema.MODEL_FIELD)
+        ign = set(schema.ignored_fields(m)) | {schema.MODEL_FIELD}
+        eff[key_id(setting_fields(cfg))] = {k: v for k, v in setting_fields(cfg).items() if k not in ign}
+    varying = _varying_fields(list(eff.values()))
 
     rows: list[dict[str, Any]] = []
     pair_rows: list[dict[str, Any]] = []
-    for sid, setting in q_settings.items():
-        qg = q_trials[q_trials["setting_id"] == sid]
-        pk = str(qg["pair_key"].iloc[0])
-        bg = b_trials[b_trials["pair_key"] == pk]
-        row = _base_row(sid, pk, setting, varying)
-        qu, bu = qg[qg["usable"]], bg[bg["usable"]]
-        q_seed, b_seed = _per_seed(qu), _per_seed(bu)
-        for side, g in (("Bernoulli", bu), ("QCBM", qu)):
-            dup = g.groupby("seed").size()
-            if side == "QCBM" and (dup > 1).any():
-                notes.append(f"setting {sid}: {int((dup > 1).sum())} seed(s) with several usable QCBM trials "
-                             "(averaged per seed)")
-        row["n_seeds_qcbm"], row["n_seeds_bernoulli"] = len(q_seed), len(b_seed)
-        row["n_excluded"] = int((~qg["usable"]).sum() + (~bg["usable"]).sum())
-        common = sorted(set(q_seed) & set(b_seed))
-        if len(bg) == 0:
-            row["pair_status"] = "no_bernoulli"
-            row["unpaired_reason"] = ("no Bernoulli trial with the same setting (apart from QCBM-only fields); "
-                                      + _closest(q_pairs[pk], b_pairs))
-        elif not q_seed:
-            row["pair_status"] = "no_completed_qcbm"
-            row["unpaired_reason"] = f"none of the {len(qg)} QCBM trial(s) of this setting is usable"
-        elif not b_seed:
-            row["pair_status"] = "no_completed_bernoulli"
-            row["unpaired_reason"] = f"none of the {len(bg)} partner Bernoulli trial(s) is usable"
-        elif not common:
-            row["pair_status"] = "no_common_seed"
-            row["unpaired_reason"] = (f"QCBM seeds {sorted(q_seed)} and Bernoulli seeds {sorted(b_seed)} "
-                                      "have none in common")
-        else:
-            row["pair_status"] = "paired"
-            _fill_paired(row, common, b_seed, q_seed, resamples, confidence, seed)
-            for s in common:
-                pair_rows.append({"setting_id": sid, "phase": setting.get("phase"), "seed": s,
-                                  "trial_id_b": b_seed[s]["trial_id"], "trial_id_q": q_seed[s]["trial_id"],
-                                  "mmd_b": b_seed[s]["mmd"], "mmd_q": q_seed[s]["mmd"],
-                                  "diff": b_seed[s]["mmd"] - q_seed[s]["mmd"],
-                                  "ri": stats.relative_improvement(b_seed[s]["mmd"], q_seed[s]["mmd"])})
-        rows.append(row)
-    for pk, bg in b_trials.groupby("pair_key", sort=False):
-        if pk in q_pairs:
+    for ci, (cmp_name, arm_a, arm_b) in enumerate(schema.COMPARISONS):
+        # a comparison needs trials of both arms; the paper's (index 0) also reports one arm alone, as before
+        if not ((arm_a in present and arm_b in present) or (ci == 0 and (arm_a in present or arm_b in present))):
             continue
-        setting = rep_setting(bg)
-        setting = {k: (None if k in schema.QCBM_ONLY_FIELDS else v) for k, v in setting.items()}
-        bsid = str(bg["setting_id"].iloc[0])
-        row = _base_row(bsid, str(pk), setting, varying)
-        row["pair_status"] = "no_qcbm"
-        row["unpaired_reason"] = ("no QCBM setting matches this Bernoulli group; "
-                                  + _closest(b_pairs[pk], q_pairs))
-        row["n_seeds_bernoulli"] = len(_per_seed(bg[bg["usable"]]))
-        row["n_excluded"] = int((~bg["usable"]).sum())
-        rows.append(row)
+        name_a, name_b = schema.ARM_NAMES[arm_a], schema.ARM_NAMES[arm_b]
+        drop = schema.comparison_ignored(arm_a, arm_b) + tuple(f for f in extra_ignored
+                                                              if f not in schema.comparison_ignored(arm_a, arm_b))
+        ta = t[(model == arm_a).to_numpy(dtype=bool)]
+        tb = t[(model == arm_b).to_numpy(dtype=bool)]
+        kf = {tid: comparison_fields(cfg_of[tid], arm_a, arm_b, extra_ignored)
+              for tid in pd.concat([ta["trial_id"], tb["trial_id"]]).astype(str)}
+        kid = {tid: key_id(f) for tid, f in kf.items()}
+        ta = ta.assign(_key=[kid[str(x)] for x in ta["trial_id"]])
+        tb = tb.assign(_key=[kid[str(x)] for x in tb["trial_id"]])
+        a_keys = {pk: kf[str(g["trial_id"].iloc[0])] for pk, g in ta.groupby("_key", sort=False)}
+        b_keys = {pk: kf[str(g["trial_id"].iloc[0])] for pk, g in tb.groupby("_key", sort=False)}
+        settings: dict[str, dict[str, Any]] = {}
+        cmp_rows: list[dict[str, Any]] = []
+        for pk, bg in tb.groupby("_key", sort=False):
+            dup = bg[bg["usable"]].groupby("seed").size()
+            if (dup > 1).any():
+                notes.append(f"{cmp_name}: partner group {pk}: {int((dup > 1).sum())} seed(s) with several usable "
+                             f"{name_b} trials (averaged per seed)")
+        for sid, ag in ta.groupby("setting_id", sort=False):
+            sid = str(sid)
+            setting = rep_setting(ag)
+            settings[sid] = setting
+            pk = str(ag["_key"].iloc[0])
+            bg = tb[tb["_key"] == pk]
+            row = _base_row(cmp_name, arm_a, arm_b, sid, pk, setting, varying, schema.ignored_fields(arm_a))
+            au, bu = ag[ag["usable"]], bg[bg["usable"]]
+            a_seed, b_seed = _per_seed(au), _per_seed(bu)
+            dup = au.groupby("seed").size()
+            if (dup > 1).any():
+                notes.append(f"{cmp_name}: setting {sid}: {int((dup > 1).sum())} seed(s) with several usable "
+                             f"{name_a} trials (averaged per seed)")
+            row["n_seeds_a"], row["n_seeds_b"] = len(a_seed), len(b_seed)
+            row["n_excluded"] = int((~ag["usable"]).sum() + (~bg["usable"]).sum())
+            row["trial_ids_a"] = au["trial_id"].astype(str).tolist()
+            row["trial_ids_b"] = bu["trial_id"].astype(str).tolist()
+            common = sorted(set(a_seed) & set(b_seed))
+            if len(bg) == 0:
+                row["pair_status"] = f"no_{arm_b}"
+                row["unpaired_reason"] = (f"no {name_b} trial with the same setting (apart from the fields "
+                                          f"{name_a} or {name_b} ignores); " + _closest(a_keys[pk], b_keys))
+            elif not a_seed:
+                row["pair_status"] = f"no_completed_{arm_a}"
+                row["unpaired_reason"] = f"none of the {len(ag)} {name_a} trial(s) of this setting is usable"
+            elif not b_seed:
+                row["pair_status"] = f"no_completed_{arm_b}"
+                row["unpaired_reason"] = f"none of the {len(bg)} partner {name_b} trial(s) is usable"
+            elif not common:
+                row["pair_status"] = "no_common_seed"
+                row["unpaired_reason"] = (f"{name_a} seeds {sorted(a_seed)} and {name_b} seeds {sorted(b_seed)} "
+                                          "have none in common")
+            else:
+                row["pair_status"] = "paired"
+                _fill_paired(row, common, b_seed, a_seed, resamples, confidence, seed, ci)
+                for s in common:
+                    mb, ma = b_seed[s]["mmd"], a_seed[s]["mmd"]
+                    pair_rows.append({"comparison": cmp_name, "arm_a": arm_a, "arm_b": arm_b, "setting_id": sid,
+                                      "pair_key": pk, "phase": setting.get("phase"), "seed": s,
+                                      "trial_id_a": a_seed[s]["trial_id"], "trial_id_b": b_seed[s]["trial_id"],
+                                      "mmd_a": ma, "mmd_b": mb, "diff": mb - ma,
+                                      "ri": stats.relative_improvement(mb, ma),
+                                      "log_ratio": math.log(mb) - math.log(ma) if ma > 0 and mb > 0 else math.nan})
+            cmp_rows.append(row)
+        assign_strata(cmp_rows, settings, drop, schema.ignored_fields(arm_a))
+        for pk, bg in tb.groupby("_key", sort=False):
+            if pk in a_keys:
+                continue
+            setting = rep_setting(bg)
+            setting = {k: (None if k in drop else v) for k, v in setting.items()}
+            bsid = str(bg["setting_id"].iloc[0])
+            row = _base_row(cmp_name, arm_a, arm_b, bsid, str(pk), setting, varying, drop)
+            row["pair_status"] = f"no_{arm_a}"
+            row["unpaired_reason"] = (f"no {name_a} setting matches this {name_b} group; "
+                                      + _closest(b_keys[pk], a_keys))
+            bu = bg[bg["usable"]]
+            row["n_seeds_b"] = len(_per_seed(bu))
+            row["trial_ids_b"] = bu["trial_id"].astype(str).tolist()
+            row["n_excluded"] = int((~bg["usable"]).sum())
+            row["stratum"] = None
+            cmp_rows.append(row)
+        rows += cmp_rows
 
     imp = _frame(rows, col)
     pairs = pd.DataFrame(pair_rows, columns=[c for c, _, _ in schema.PAIRS_COLUMNS])
@@ -169,56 +255,78 @@ def improvement_table(col: Collected, resamples: int = 10000, confidence: float 
     return imp, pairs, notes
 
 
-def _base_row(sid: str, pk: str, setting: dict[str, Any], varying: list[str]) -> dict[str, Any]:
-    row: dict[str, Any] = {"setting_id": sid, "pair_key": pk, "label": make_label(setting, varying),
+def _base_row(cmp_name: str, arm_a: str, arm_b: str, sid: str, pk: str, setting: dict[str, Any],
+              varying: list[str], skip: tuple[str, ...]) -> dict[str, Any]:
+    row: dict[str, Any] = {"comparison": cmp_name, "arm_a": arm_a, "arm_b": arm_b, "setting_id": sid,
+                           "pair_key": pk, "label": make_label(setting, varying, skip),
                            "pair_status": None, "unpaired_reason": None}
     row.update({f"__cfg__{k}": v for k, v in setting.items()})
-    row.update({"n_seeds": 0, "n_seeds_bernoulli": 0, "n_seeds_qcbm": 0, "n_excluded": 0, "seeds": [],
-                "mmd_b_seeds": [], "mmd_q_seeds": [], "diff_seeds": [], "mmd_b": math.nan, "mmd_q": math.nan,
-                "mmd_b_last500": math.nan, "mmd_q_last500": math.nan, "ri": math.nan, "ri_ci_low": math.nan,
-                "ri_ci_high": math.nan, "qcbm_wins": None, "wilcoxon_stat": math.nan, "wilcoxon_p": math.nan,
-                "test_note": None, "mmd_floor": math.nan})
+    row.update({"stratum": None, "n_seeds": 0, "n_seeds_a": 0, "n_seeds_b": 0, "n_excluded": 0,
+                "trial_ids_a": [], "trial_ids_b": [], "seeds": [], "mmd_a_seeds": [], "mmd_b_seeds": [],
+                "diff_seeds": [], "mmd_a": math.nan, "mmd_b": math.nan, "mmd_a_last500": math.nan,
+                "mmd_b_last500": math.nan, "ri": math.nan, "ri_ci_low": math.nan, "ri_ci_high": math.nan,
+                "ri_ci_method": None, "a_wins": None, "outcome": None, "log_ratio_mean": math.nan,
+                "log_ratio_ci_low": math.nan, "log_ratio_ci_high": math.nan, "t_stat": math.nan, "t_p": math.nan,
+                "sign_a_better": 0, "sign_b_better": 0, "sign_p": math.nan, "wilcoxon_stat": math.nan,
+                "wilcoxon_p": math.nan, "underpowered": None, "test_note": None, "mmd_floor": math.nan,
+                "mmd_floor_sd": math.nan})
     return row
 
 
-def _fill_paired(row: dict[str, Any], common: list[int], b_seed: dict, q_seed: dict, resamples: int,
-                 confidence: float, seed: int) -> None:
+def _fill_paired(row: dict[str, Any], common: list[int], b_seed: dict, a_seed: dict, resamples: int,
+                 confidence: float, seed: int, comparison_index: int) -> None:
     b = np.array([b_seed[s]["mmd"] for s in common])
-    q = np.array([q_seed[s]["mmd"] for s in common])
-    row["n_seeds"] = len(common)
+    a = np.array([a_seed[s]["mmd"] for s in common])
+    k = len(common)
+    row["n_seeds"] = k
     row["seeds"] = list(common)
-    row["mmd_b_seeds"], row["mmd_q_seeds"] = b.tolist(), q.tolist()
-    row["diff_seeds"] = (b - q).tolist()
-    row["mmd_b"], row["mmd_q"] = float(b.mean()), float(q.mean())
+    row["mmd_a_seeds"], row["mmd_b_seeds"] = a.tolist(), b.tolist()
+    row["diff_seeds"] = (b - a).tolist()
+    row["mmd_a"], row["mmd_b"] = float(a.mean()), float(b.mean())
+    row["mmd_a_last500"] = float(np.nanmean([a_seed[s]["mmd500"] for s in common]))
     row["mmd_b_last500"] = float(np.nanmean([b_seed[s]["mmd500"] for s in common]))
-    row["mmd_q_last500"] = float(np.nanmean([q_seed[s]["mmd500"] for s in common]))
-    row["ri"] = stats.relative_improvement(row["mmd_b"], row["mmd_q"])
-    rng = np.random.default_rng([int(seed), int(row["setting_id"], 16)])
-    row["ri_ci_low"], row["ri_ci_high"] = stats.bootstrap_ri(b, q, rng, resamples, confidence)
-    row["qcbm_wins"] = bool(row["ri"] > 0) if math.isfinite(row["ri"]) else None
-    row["wilcoxon_stat"], row["wilcoxon_p"], row["test_note"] = stats.wilcoxon_paired(b - q)
-    if len(common) < 2:
-        row["test_note"] = f"only {len(common)} paired seed: no confidence interval, no test"
-    floors = np.concatenate([np.atleast_1d(d[s]["floor"]) for d in (b_seed, q_seed) for s in common])
+    row["ri"] = stats.relative_improvement(row["mmd_b"], row["mmd_a"])
+    rng = np.random.default_rng([int(seed), int(row["setting_id"], 16), int(comparison_index)])
+    ci = stats.bootstrap_ri_ci(b, a, rng, resamples, confidence)
+    row["ri_ci_low"], row["ri_ci_high"], row["ri_ci_method"] = ci.low, ci.high, ci.method
+    row["a_wins"] = bool(row["ri"] > 0) if math.isfinite(row["ri"]) else None
+    row["outcome"] = stats.outcome(ci.low, ci.high)
+    lt = stats.paired_log_t(b, a, confidence)
+    row.update({"log_ratio_mean": lt.mean, "log_ratio_ci_low": lt.ci_low, "log_ratio_ci_high": lt.ci_high,
+                "t_stat": lt.t, "t_p": lt.p})
+    row["sign_a_better"], row["sign_b_better"] = int((b > a).sum()), int((b < a).sum())
+    row["sign_p"] = stats.sign_test(row["sign_a_better"], row["sign_b_better"])
+    row["wilcoxon_stat"], row["wilcoxon_p"], wnote = stats.wilcoxon_paired(b - a)
+    row["underpowered"], unote = stats.underpowered(k)
+    test_notes = [unote] if unote else ([wnote] if wnote else [])
+    if unote and wnote and "too few" in wnote:
+        test_notes.append(wnote)
+    test_notes += [n for n in (ci.note, lt.note) if n and not (k < 2 and n.startswith("only"))]
+    if k < 2:
+        test_notes.insert(0, f"only {k} paired seed: no confidence interval, no test")
+    row["test_note"] = "; ".join(test_notes) if test_notes else None
+    floors = np.concatenate([np.atleast_1d(d[s]["floor"]) for d in (b_seed, a_seed) for s in common])
     floors = floors[np.isfinite(floors)]
     row["mmd_floor"] = float(floors.mean()) if len(floors) else math.nan
+    row["mmd_floor_sd"] = float(floors.std(ddof=1)) if len(floors) > 1 else math.nan
 
 
 def _frame(rows: list[dict[str, Any]], col: Collected) -> pd.DataFrame:
-    fixed = [c for c in schema.fixed_columns("improvement.parquet")]
+    names = [c for c, _, _ in schema.IMPROVEMENT_COLUMNS]
+    cut = names.index(schema.CONFIG_PLACEHOLDER)
+    head, tail = names[:cut], names[cut + 1:]
     cfg_keys: list[str] = []
     for r in rows:
         cfg_keys += [k for k in r if k.startswith("__cfg__") and k not in cfg_keys]
-    head = ["setting_id", "pair_key", "label", "pair_status", "unpaired_reason"]
     records = []
     for r in rows:
         rec = {k: r.get(k) for k in head}
         for k in cfg_keys:
             rec[config_column(k[len("__cfg__"):])] = r.get(k)
-        rec.update({k: r.get(k) for k in fixed if k not in head})
+        rec.update({k: r.get(k) for k in tail})
         records.append(rec)
     cfg_cols = [config_column(k[len("__cfg__"):]) for k in cfg_keys]
-    cols = head + cfg_cols + [k for k in fixed if k not in head]
+    cols = head + cfg_cols + tail
     df = pd.DataFrame.from_records(records, columns=cols)
     from .collect import _arrow_safe
 
@@ -235,10 +343,11 @@ def _frame(rows: list[dict[str, Any]], col: Collected) -> pd.DataFrame:
             df[c] = df[c].astype("float64")
         elif dt in ("bool", "boolean"):
             df[c] = pd.array(df[c].tolist(), dtype="boolean")
+    order = {name: i for i, (name, _, _) in enumerate(schema.COMPARISONS)}
     sort = [c for c in SORT_FIELDS if c in df.columns] + ["label"]
-    order = df["pair_status"].ne("paired")
-    df = df.assign(_unp=order).sort_values(["_unp", *sort], kind="stable", na_position="last")
-    return df.drop(columns="_unp").reset_index(drop=True)
+    df = df.assign(_cmp=[order.get(str(c), 99) for c in df["comparison"]], _unp=df["pair_status"].ne("paired"))
+    df = df.sort_values(["_cmp", "_unp", *sort], kind="stable", na_position="last")
+    return df.drop(columns=["_cmp", "_unp"]).reset_index(drop=True)
 
 
 def per_setting_key(cfg: dict[str, Any]) -> str:

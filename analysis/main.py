@@ -21,7 +21,8 @@ from .collect import collect
 from .improvement import ALIASES, improvement_table
 from .winrate import winrate_table
 
-LIST_TYPES = {"list<int64>": pa.list_(pa.int64()), "list<float64>": pa.list_(pa.float64())}
+LIST_TYPES = {"list<int64>": pa.list_(pa.int64()), "list<float64>": pa.list_(pa.float64()),
+              "list<string>": pa.list_(pa.string())}
 
 
 def write_parquet(df: pd.DataFrame, path: Path, table: str | None = None) -> Path:
@@ -72,7 +73,8 @@ def _series_fields(improvement: pd.DataFrame) -> list[str]:
 def run_analysis(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, resamples: int = 10000,
                  confidence: float = 0.95, seed: int = 0, figures: bool = True, montage_samples: int = 4,
                  progress: bool = True, ignore_fields: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Analyse one run; returns {"files": [paths], "trials": n, "usable": n, "paired": n, "seconds": s}.
+    """Analyse one run; returns {"files": [paths], "trials": n, "usable": n, "paired": n, "unpaired": n,
+    "comparisons": n, "seconds": s, "out": path}.
 
     Raises FileNotFoundError (no run / no trial folder) or ValueError (no usable trial, bad options)."""
     t0 = time.perf_counter()
@@ -118,6 +120,7 @@ def run_analysis(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     files.append(write_text(text, out / "report.md"))
     return {"files": files, "trials": len(t), "usable": int(t["usable"].sum()),
             "paired": int((imp["pair_status"] == "paired").sum()), "unpaired": int((imp["pair_status"] != "paired").sum()),
+            "comparisons": int(imp["comparison"].nunique()),
             "seconds": time.perf_counter() - t0, "out": out}
 
 
@@ -130,7 +133,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--montage-samples", type=int, default=4, metavar="K", help="images per model in the montages (0: none)")
     p.add_argument("--ignore-field", action="append", default=[], metavar="NAME",
-                   help="treat config field NAME as QCBM-only when pairing (repeatable)")
+                   help="drop config field NAME from every pairing key, like the fields an arm ignores (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars, no summary line")
 
 
@@ -140,7 +143,8 @@ def handler(args: argparse.Namespace) -> int:
                        progress=not args.quiet, ignore_fields=tuple(args.ignore_field))
     if not args.quiet:
         print(f"analysis: {res['trials']} trials ({res['usable']} usable), {res['paired']} paired and "
-              f"{res['unpaired']} unpaired settings; {len(res['files'])} files in {res['out']} "
+              f"{res['unpaired']} unpaired settings over {res['comparisons']} comparison(s); "
+              f"{len(res['files'])} files in {res['out']} "
               f"({res['seconds']:.1f} s); see {Path(res['out']) / 'report.md'}")
     return 0
 

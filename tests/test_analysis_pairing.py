@@ -76,18 +76,18 @@ def test_eq10_per_setting_matches_hand_computed_values(hand_run):
     paired = imp[imp["pair_status"] == "paired"].set_index("update_every")
     assert len(paired) == 2                       # one Bernoulli group pairs with both QCBM settings
     u30 = paired.loc[30]
-    assert (u30["mmd_b"], u30["mmd_q"], u30["ri"]) == pytest.approx((2.5, 1.0, 1.5))
+    assert (u30["mmd_b"], u30["mmd_a"], u30["ri"]) == pytest.approx((2.5, 1.0, 1.5))
     assert list(u30["seeds"]) == [0, 1]
     assert list(u30["diff_seeds"]) == pytest.approx([1.0, 2.0])
     assert u30["n_seeds"] == 2 and u30["mmd_floor"] == pytest.approx(0.2)
     # bootstrap over 2 seeds: resample means take ratios 2/1, 2.5/1, 3/1 -> RI in [1.0, 2.0]
     assert 1.0 - 1e-12 <= u30["ri_ci_low"] <= 1.5 <= u30["ri_ci_high"] <= 2.0 + 1e-12
-    assert bool(u30["qcbm_wins"])
+    assert bool(u30["a_wins"])
     u10 = paired.loc[10]
     assert u10["ri"] == pytest.approx(2.5 / 3.0 - 1)
     assert list(u10["diff_seeds"]) == pytest.approx([0.0, -1.0])
     assert u10["n_excluded"] == 1                  # the failed seed 2
-    assert not bool(u10["qcbm_wins"])
+    assert not bool(u10["a_wins"])
     assert len(pairs) == 4
     assert set(pairs["ri"].round(6)) == {1.0, 2.0, 0.0, -0.25}
 
@@ -112,12 +112,18 @@ def test_winrate_counts_settings_and_seeds(hand_run):
     col = collect(hand_run, progress=False)
     imp, pairs, _ = improvement_table(col, resamples=100)
     win = winrate_table(imp, pairs)
-    row = win[(win["scope"] == "pooled") & (win["unit"] == "setting")].iloc[0]
-    assert (row["n"], row["wins"], row["losses"]) == (2, 1, 1)
-    assert row["sign_p"] == pytest.approx(1.0)
+    # u10 and u30 share one Bernoulli partner group: one stratum each, so the partner counts once per row.
+    # u30: CI [1.0, 2.0] -> win; u10: CI [-0.25, 0.0] touches 0 -> tie (it used to count as a loss, RI < 0)
+    pooled = win[(win["scope"] == "pooled") & (win["unit"] == "setting")].set_index("stratum")
+    assert sorted(pooled.index) == ["update_every=10", "update_every=30"]
+    assert tuple(pooled.loc["update_every=30", ["n", "wins", "ties", "losses"]]) == (1, 1, 0, 0)
+    assert tuple(pooled.loc["update_every=10", ["n", "wins", "ties", "losses"]]) == (1, 0, 1, 0)
+    assert (pooled["n_partner_groups"] == 1).all() and pooled["independent"].all()
+    assert pooled.loc["update_every=30", "sign_p"] == pytest.approx(1.0)
     seed = win[(win["scope"] == "phase") & (win["unit"] == "seed") & (win["phase"] == "ferrite")].iloc[0]
-    # per-seed RI: 1.0, 2.0 (u30) and 0.0 (tie), -0.25 (u10)
+    # per-seed RI: 1.0, 2.0 (u30) and 0.0 (tie), -0.25 (u10); the two Bernoulli trials count twice
     assert (seed["n"], seed["wins"], seed["losses"], seed["ties"]) == (4, 2, 1, 1)
+    assert not seed["independent"] and "not independent" in seed["note"]
     per = win[win["scope"] == "setting"]
     assert len(per) == 2 and per["n"].tolist() == [2, 2]
     assert set(win["phase"]) == {"all", "ferrite"}

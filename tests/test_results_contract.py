@@ -74,7 +74,7 @@ def test_same_seed_bernoulli_and_qcbm_trials_come_out_of_analysis_as_one_paired_
     paired = imp[imp["pair_status"] == "paired"]
     assert len(paired) == 1 and paired["n_seeds"].iloc[0] == 1
     pairs = pd.read_parquet(tmp_path / "out" / "pairs.parquet")
-    assert pairs[["trial_id_b", "trial_id_q"]].values.tolist() == [["bernoulli-s0", "qcbm-s0"]]
+    assert pairs[["trial_id_a", "trial_id_b"]].values.tolist() == [["qcbm-s0", "bernoulli-s0"]]
     epochs = pd.read_parquet(tmp_path / "out" / "epochs.parquet")
     assert list(epochs.columns[1:len(results.EPOCH_COLUMNS) + 2]) == ["epoch", "mmd", "mmd_rolling",
                                                                        *results.EPOCH_COLUMNS[2:]]

@@ -23,7 +23,7 @@ circuit per vector (`Ansatz.to_native`), and submits each as one IonQ job under 
   answered again from the ledger. A caller that retries a request (same key) after a restart gets the original
   jobs' results.
 - **Secrets**: the token comes from ``$IONQ_API_KEY`` in the actor's environment; it is never written to the
-  ledger, logs, results or exception messages (all messages go through `qgan.quantum.ionq.scrub`).
+  ledger, logs, results or exception messages (all messages go through `qgan.ionq.scrub`).
 
 Job names are ``<campaign>.<run>/<request key>/<index>`` where ``run`` is a random id fixed when the ledger is
 created (so a re-run of a campaign under a fresh ledger cannot adopt the previous run's jobs).
@@ -45,8 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from qgan.quantum.backends import Backend
-from qgan.quantum.ionq import (
+from qgan.ionq import (
     IonQConnection,
     IonQHTTPError,
     backoff_delay,
@@ -59,6 +58,7 @@ from qgan.quantum.ionq import (
     qpu_seconds,
     scrub,
 )
+from qgan.quantum.backends import Backend
 
 log = logging.getLogger(__name__)
 

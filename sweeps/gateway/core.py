@@ -1,4 +1,5 @@
-"""The QPU gateway: one named Ray actor per campaign owns the IonQ connection and every job of the campaign.
+"""The QPU gateway's state machine, `QPUGateway` (plain Python; `sweeps.gateway.ray_client.start_gateway` runs it as
+one named Ray actor per campaign): it owns the IonQ connection and every job of the campaign.
 
 Trials never talk to the API. They hand the gateway a *request* (a batch of parameter vectors + shots, identified
 by a deterministic request key) through `GatewayBackend`, a `qgan.quantum.Backend`; the gateway builds one native
@@ -30,8 +31,6 @@ created (so a re-run of a campaign under a fresh ledger cannot adopt the previou
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -52,119 +51,16 @@ from qgan.ionq import (
     circuit_from_ionq_json,
     circuit_hash,
     circuit_to_ionq_json,
-    expand_counts,
     gate_counts,
     qiskit_call,
     qpu_seconds,
     scrub,
 )
-from qgan.quantum.backends import Backend
+from sweeps.gateway.config import GatewayConfig
+from sweeps.gateway.ledger import Ledger
+from sweeps.gateway.limiter import SlidingWindowLimiter
 
 log = logging.getLogger(__name__)
-
-DEFAULT_NAMESPACE = "qgan-qpu"
-FINAL = ("completed", "failed", "canceled")
-
-
-class BudgetExceeded(RuntimeError):
-    """A request would push the campaign past its shot or cost budget; nothing of it was submitted."""
-
-
-class QPUJobFailed(RuntimeError):
-    """A QPU job of the request failed, was canceled, or could not be submitted (fatal API error)."""
-
-
-@dataclass
-class GatewayConfig:
-    """Everything a gateway needs; plain values so that Ray can ship it and restart the actor with it.
-
-    ledger_dir: a POSIX directory on the run's storage (shared if the actor may move between nodes).
-    url: API base with version prefix (None: $IONQ_API_URL or IonQ's public v0.4 URL). backend: API backend name.
-    max_jobs_per_period / period_s: the rate limit (e.g. 10 per 60 s; tests use a 2 s window).
-    budget_shots / budget_cost: None = unlimited. Prices in the account's currency per gate-shot / per job.
-    """
-
-    campaign: str
-    ledger_dir: str
-    url: str | None = None
-    backend: str = "qpu.aria-2"
-    noise_model: str | None = None
-    max_jobs_per_period: int = 10
-    period_s: float = 60.0
-    max_in_flight: int = 4
-    budget_shots: int | None = None
-    budget_cost: float | None = None
-    price_1q_gate_shot: float = 0.000220
-    price_2q_gate_shot: float = 0.000975
-    price_per_job: float = 0.0
-    poll_interval_s: float = 2.0
-    backoff_base_s: float = 1.0
-    backoff_cap_s: float = 120.0
-    max_submit_attempts: int = 30
-    http_timeout_s: float = 30.0
-
-    def __post_init__(self):
-        if not self.campaign or any(c in self.campaign for c in "/ \t\n"):
-            raise ValueError(f"campaign name {self.campaign!r} must be non-empty without '/' or spaces")
-        if "://" in str(self.ledger_dir):
-            raise ValueError(f"ledger_dir must be a local or mounted POSIX path, not a URI: {self.ledger_dir}")
-        if self.max_jobs_per_period < 1 or self.period_s <= 0:
-            raise ValueError("the rate limit needs max_jobs_per_period >= 1 and period_s > 0")
-        if self.max_in_flight < 1:
-            raise ValueError("max_in_flight must be >= 1")
-        if self.budget_shots is not None and self.budget_shots < 0:
-            raise ValueError("budget_shots must be >= 0")
-        if self.budget_cost is not None and self.budget_cost < 0:
-            raise ValueError("budget_cost must be >= 0")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def job_cost(self, n1q: int, n2q: int, shots: int) -> float:
-        """Estimated price of one job: shots x (n1q x price_1q + n2q x price_2q) + price_per_job."""
-        return shots * (n1q * self.price_1q_gate_shot + n2q * self.price_2q_gate_shot) + self.price_per_job
-
-
-def actor_name(campaign: str) -> str:
-    return f"qpu-gateway-{campaign}"
-
-
-# ------------------------------------------------------------------------------------------------ ledger
-class Ledger:
-    """Append-only JSON-lines file; each `append` is flushed and fsync'd before it returns."""
-
-    def __init__(self, path: str):
-        self.path = path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._lock = threading.Lock()
-        self._fh = open(path, "a", encoding="utf-8")
-
-    def append(self, *records: dict) -> None:
-        lines = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in records)
-        with self._lock:
-            self._fh.write(lines)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        with self._lock:
-            self._fh.close()
-
-    @staticmethod
-    def read(path: str) -> list[dict]:
-        """All complete records; a torn last line (crash mid-write) is ignored."""
-        if not os.path.exists(path):
-            return []
-        out = []
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
 
 
 # ------------------------------------------------------------------------------------------------ state
@@ -197,21 +93,6 @@ class _Request:
     shots: int
     t: float
 
-
-class SlidingWindowLimiter:
-    """At most `limit` events in any half-open window of `period` seconds (wall clock)."""
-
-    def __init__(self, limit: int, period: float, history: list[float] = ()):
-        self.limit, self.period = int(limit), float(period)
-        self.times: deque[float] = deque(sorted(history)[-self.limit:], maxlen=self.limit)
-
-    def next_free(self, now: float) -> float:
-        if len(self.times) < self.limit:
-            return now
-        return max(now, self.times[0] + self.period)
-
-    def record(self, t: float) -> None:
-        self.times.append(t)
 
 
 class QPUGateway:
@@ -609,161 +490,3 @@ class QPUGateway:
                 return
             job.next_poll = time.time() + backoff_delay(min(job.poll_failures, 10), cfg.poll_interval_s,
                                                         cfg.backoff_cap_s, exc.retry_after, self._rng)
-
-
-# ------------------------------------------------------------------------------------------------ Ray actor
-def start_gateway(config: GatewayConfig, detached: bool = False, namespace: str | None = None,
-                  max_concurrency: int = 256):
-    """Create (or get, if it already runs with the same settings) the campaign's named gateway actor.
-
-    A running gateway with different settings is replaced (it resumes from the ledger).
-    The actor restarts after a crash (``max_restarts=-1``) and Ray retries calls that were in flight
-    (``max_task_retries=-1``); the new instance resumes from the ledger. The token must be in the actor's
-    environment ($IONQ_API_KEY on the node); it is never passed through Ray.
-    """
-    import ray
-
-    opts: dict[str, Any] = dict(name=actor_name(config.campaign), get_if_exists=True, max_restarts=-1,
-                                max_task_retries=-1, max_concurrency=max_concurrency, num_cpus=0)
-    if namespace:
-        opts["namespace"] = namespace
-    if detached:
-        opts["lifetime"] = "detached"
-    wanted = config.to_dict()
-    for _ in range(3):
-        handle = ray.remote(QPUGateway).options(**opts).remote(wanted)
-        if ray.get(handle.get_config.remote()) == wanted:  # also surfaces construction errors (token, ledger)
-            return handle
-        # A gateway of this campaign already runs with other settings (e.g. a larger budget on --resume): stop it
-        # and start one with the new settings; it resumes from the same ledger like a restart after a crash.
-        ray.kill(handle, no_restart=True)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                ray.get_actor(opts["name"], namespace=namespace)
-            except ValueError:
-                break
-            time.sleep(0.1)
-    raise RuntimeError(f"could not (re)start the gateway of campaign {config.campaign!r} with the new settings")
-
-
-def get_gateway(campaign: str, namespace: str | None = None):
-    import ray
-
-    return ray.get_actor(actor_name(campaign), namespace=namespace)
-
-
-class GatewayBackend(Backend):
-    """`qgan.quantum.Backend` that runs circuits through the campaign's gateway actor (pass to run_trial).
-
-    Each `sample` call is one request with key ``<trial>/<content hash>#<k>`` (hash of ansatz, thetas and shots; k
-    counts earlier calls with the same content in this backend): a retried call, or a trial replaying its calls
-    after a restart from a checkpoint, gets the original jobs' results and spends no budget twice.
-    Raises `BudgetExceeded` when the gateway refuses the request and `QPUJobFailed` when a job failed.
-    """
-
-    name = "gateway"
-
-    def __init__(self, campaign: str, trial_id: str, namespace: str | None = None, handle: Any = None,
-                 wait_s: float = 5.0, timeout_s: float | None = None, max_unreachable: int = 120):
-        super().__init__()
-        self.max_unreachable = int(max_unreachable)
-        if "/" in str(trial_id) or "#" in str(trial_id):
-            raise ValueError(f"trial id {trial_id!r} must not contain '/' or '#'")
-        self.campaign, self.trial_id, self.namespace = campaign, str(trial_id), namespace
-        self._handle = handle
-        self.wait_s = float(wait_s)
-        self.timeout_s = timeout_s
-        self._seen: dict[str, int] = {}
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_handle"] = None  # re-resolved by name where it is used
-        return state
-
-    def _gw(self):
-        if self._handle is None:
-            self._handle = get_gateway(self.campaign, self.namespace)
-        return self._handle
-
-    def request_key(self, spec: dict, thetas: np.ndarray, shots: int) -> str:
-        """``<trial>/<sha256[:16] of spec, thetas, shots>#<k>``; advances the occurrence count k."""
-        h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + np.ascontiguousarray(thetas).tobytes()
-                           + str(int(shots)).encode()).hexdigest()[:16]
-        k = self._seen.get(h, 0)
-        self._seen[h] = k + 1
-        return f"{self.trial_id}/{h}#{k}"
-
-    def _call(self, gw, method: str, *args, **kwargs):
-        if isinstance(gw, QPUGateway):  # in-process gateway (tests, single-process use)
-            return getattr(gw, method)(*args, **kwargs)
-        import ray
-
-        return ray.get(getattr(gw, method).remote(*args, **kwargs), timeout=self.wait_s + 120)
-
-    def run_request(self, key: str, shots: int, **payload) -> list[dict[int, int]]:
-        """Submit (idempotently) and wait; returns counts per circuit."""
-        from ray.exceptions import GetTimeoutError, RayActorError
-
-        try:
-            from ray.exceptions import ActorUnavailableError
-        except ImportError:  # pragma: no cover
-            ActorUnavailableError = RayActorError  # type: ignore[misc,assignment]
-        t0 = time.monotonic()
-        need_submit, failures = True, 0
-        while True:
-            if self.timeout_s is not None and time.monotonic() - t0 > self.timeout_s:
-                raise TimeoutError(f"QPU request {key} not finished after {self.timeout_s:.0f} s")
-            try:
-                gw = self._gw()
-                if need_submit:
-                    res = self._call(gw, "submit", key, self.trial_id, int(shots), **payload)
-                    need_submit = False
-                else:
-                    res = self._call(gw, "wait", key, self.wait_s)
-                failures = 0
-            except (RayActorError, ActorUnavailableError, GetTimeoutError, ValueError) as exc:
-                if isinstance(exc, ValueError) and "Failed to look up actor" not in str(exc):
-                    raise
-                failures += 1
-                if failures > self.max_unreachable:
-                    raise QPUJobFailed(f"QPU gateway of campaign {self.campaign!r} unreachable "
-                                       f"({failures} tries): {scrub(exc)}") from None
-                self._handle = None
-                need_submit = True  # idempotent: re-admits nothing if the ledger has it
-                time.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)) * (0.5 + random.random()))
-                continue
-            status = res["status"]
-            if status == "completed":
-                return [{int(k): int(v) for k, v in c.items()} for c in res["counts"]]
-            if status == "budget_exceeded":
-                raise BudgetExceeded(res["reason"])
-            if status == "failed":
-                raise QPUJobFailed(res["reason"])
-            if status == "unknown":
-                need_submit = True
-
-    def _sample(self, ansatz, thetas, shots: int, generator):
-        """torch.long (B, shots) basis indices for `thetas` (B, P) (validated by `Backend.sample`)."""
-        import torch
-
-        arr = thetas.detach().to("cpu", torch.float64).numpy()
-        spec = {"n": int(ansatz.n), "layers": int(ansatz.layers), "connectivity": str(ansatz.connectivity)}
-        key = self.request_key(spec, arr, shots)
-        counts = self.run_request(key, int(shots), ansatz=spec, thetas=arr.tolist())
-        return torch.stack([expand_counts(c, int(shots), generator) for c in counts])
-
-
-class GatewayBackendFactory:
-    """Picklable ``(TrialConfig) -> GatewayBackend`` for `sweeps.trainable` (backend=...): one client per trial,
-    keyed by ``<phase>-<model>-s<seed>-<setting hash>`` so that a retried trial reuses its request keys."""
-
-    def __init__(self, campaign: str, namespace: str | None = None, wait_s: float = 5.0):
-        self.campaign, self.namespace, self.wait_s = campaign, namespace, wait_s
-
-    def __call__(self, cfg) -> GatewayBackend:
-        from sweeps.presets import setting_key
-
-        d = cfg.to_dict()
-        tid = f"{d['phase']}-{d['model']}-s{d['seed']}-{setting_key(d)}"
-        return GatewayBackend(self.campaign, tid, namespace=self.namespace, wait_s=self.wait_s)

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from qgan.ionq import IonQBackend, IonQHTTPError, JobStatus
+from qgan.ionq.reconcile import Submission, SubmissionFailed, adoptable, submit_reconciled
 from sweeps.gateway import GatewayConfig, QPUGateway
 
 CIRCUIT = [{"gate": "gpi2", "target": 0, "phase": 0.0}]
@@ -70,6 +71,78 @@ class FakeAPI:
 
     def counts(self, status, shots):
         return {0: int(shots)}
+
+
+# ------------------------------------------------------------------------------------------------ the function
+def _hooks() -> tuple[list[str], dict]:
+    """Hooks for submit_reconciled that record, in order, what it did."""
+    seen: list[str] = []
+    return seen, dict(before_post=lambda n: seen.append(f"post {n}"),
+                      after_post=lambda e: seen.append(f"answer {e.status if e else 'ok'}"),
+                      on_not_found=lambda: seen.append("not found"),
+                      backoff=lambda n, e: seen.append(f"backoff {e.status}"),
+                      wait=lambda n, e: seen.append("wait"))
+
+
+def test_an_uncertain_submission_that_created_the_job_is_adopted_by_name_not_sent_twice():
+    api = FakeAPI(posts=["lost"])
+    seen, hooks = _hooks()
+    sub = submit_reconciled(api, "circuit", 10, "job-a", since=123.0, **hooks)
+    assert sub == Submission("id-0", adopted=True)
+    assert api.submitted == ["job-a"] and api.searched == [(["job-a"], 123.0)] and len(api.jobs) == 1
+    assert seen == ["post 1", "answer 503", "backoff 503", "wait"]
+
+
+def test_a_certain_failure_is_not_searched_for():
+    api = FakeAPI(posts=["400"])
+    seen, hooks = _hooks()
+    with pytest.raises(SubmissionFailed) as info:
+        submit_reconciled(api, "circuit", 10, "job-a", since=0.0, **hooks)
+    err = info.value
+    assert isinstance(err, IonQHTTPError) and err.status == 400 and not err.uncertain and err.error.status == 400
+    assert api.searched == [] and api.submitted == ["job-a"] and seen == ["post 1", "answer 400"]
+    api = FakeAPI(posts=["429"])  # certain but retriable: sent again, never looked up
+    assert submit_reconciled(api, "circuit", 10, "job-b", since=0.0) == Submission("id-0", adopted=False)
+    assert api.submitted == ["job-b", "job-b"] and api.searched == []
+
+
+def test_an_uncertain_submission_that_is_not_found_is_resubmitted_once():
+    api = FakeAPI(posts=["503"])
+    seen, hooks = _hooks()
+    sub = submit_reconciled(api, "circuit", 10, "job-a", since=5.0, **hooks)
+    assert sub == Submission("id-0", adopted=False)
+    assert api.submitted == ["job-a", "job-a"] and api.searched == [(["job-a"], 5.0)] and len(api.jobs) == 1
+    assert seen == ["post 1", "answer 503", "backoff 503", "wait", "not found", "post 2", "answer ok"]
+
+
+def test_the_last_uncertain_try_is_looked_up_and_attempts_bound_the_posts():
+    api = FakeAPI(posts=["lost"])
+    assert submit_reconciled(api, "c", 10, "j", since=0.0, attempts=1) == Submission("id-0", adopted=True)
+    api = FakeAPI(posts=["503"])
+    with pytest.raises(SubmissionFailed) as info:
+        submit_reconciled(api, "c", 10, "j", since=0.0, attempts=1)
+    assert not info.value.uncertain and len(api.searched) == 1  # looked up: known not to exist
+    api = FakeAPI(posts=["429"] * 5)
+    with pytest.raises(SubmissionFailed) as info:
+        submit_reconciled(api, "c", 10, "j", since=0.0, attempts=3)
+    assert info.value.status == 429 and len(api.submitted) == 3 and api.searched == []
+
+
+def test_a_replayed_uncertain_job_is_looked_up_first_and_the_earliest_of_its_name_adopted():
+    api = FakeAPI()
+    first, _ = api.add_job("j"), api.add_job("j")
+    sub = submit_reconciled(api, "c", 10, "j", since=0.0, uncertain=True)
+    assert sub == Submission(first["id"], adopted=True) and api.submitted == []
+    assert adoptable([{"id": "b", "request": 2}, {"request": 0}, {"id": "a", "request": 1}]) == "a"
+    assert adoptable([{"name": "j"}]) is None and adoptable([]) is None
+
+
+def test_submission_failed_pickles_with_its_error():
+    import pickle
+
+    err = SubmissionFailed(_error("503"), uncertain=True)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is SubmissionFailed and back.uncertain and back.status == 503 and str(back) == str(err)
 
 
 # ------------------------------------------------------------------------------------------------ IonQBackend

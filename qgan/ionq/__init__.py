@@ -4,6 +4,8 @@
 - `qgan.ionq.wire`: circuits <-> IonQ JSON, circuit hashes, gate counts, QPU time, histograms -> counts -> samples;
 - `qgan.ionq.client`: API errors (`IonQHTTPError`, `translate_error`), retries (`backoff_delay`,
   `call_with_retries`) and the single-attempt connection (`IonQConnection`, `JobStatus`);
+- `qgan.ionq.reconcile`: `submit_reconciled`, the one policy for submitting a job (submit; if the outcome is
+  uncertain, find the job by its name and adopt it, else resubmit or give up), used by the backend and the gateway;
 - `qgan.ionq.backend`: `IonQBackend`, a `qgan.quantum.Backend` on the API directly;
 - `qgan.ionq.emulator`: a local emulator of the API (``python -m qgan.ionq.emulator``; imported on first use here);
 - `qgan.ionq.qiskit_thread`: `qiskit_call`, the one thread on which threaded users run qiskit.
@@ -27,6 +29,7 @@ from qgan.ionq.client import (
     translate_error,
 )
 from qgan.ionq.qiskit_thread import qiskit_call
+from qgan.ionq.reconcile import Submission, SubmissionFailed, adoptable, submit_reconciled
 from qgan.ionq.secrets import TOKEN_ENV, TOKEN_FILE_ENV, register_secret, resolve_token, scrub
 from qgan.ionq.wire import (
     GATE_TIME_1Q_S,
@@ -64,6 +67,10 @@ __all__ = [
     "translate_error",
     "backoff_delay",
     "call_with_retries",
+    "submit_reconciled",
+    "Submission",
+    "SubmissionFailed",
+    "adoptable",
     "DEFAULT_QPU",
     "DEFAULT_URL",
     "FINAL_STATES",

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import time
 
-from qgan.ionq.client import DEFAULT_QPU, IonQConnection, IonQHTTPError, IonQJobFailed, backoff_delay, call_with_retries
+from qgan.ionq.client import DEFAULT_QPU, IonQConnection, IonQJobFailed, backoff_delay, call_with_retries
+from qgan.ionq.reconcile import submit_reconciled
 from qgan.ionq.secrets import scrub
 from qgan.ionq.wire import expand_counts
 from qgan.quantum.backends import Backend
@@ -14,8 +15,9 @@ class IonQBackend(Backend):
     """`qgan.quantum.Backend` on IonQ directly (one process, no gateway, no ledger): for small interactive use.
 
     Campaigns on real hardware go through `sweeps.gateway.GatewayBackend`, which adds rate limits, a budget and a
-    durable ledger. Here every parameter vector is one job named ``{name_prefix}-{call}-{b}``; submissions that fail
-    with an uncertain outcome are looked up by name before being sent again.
+    durable ledger. Here every parameter vector is one job named ``{name_prefix}-{call}-{b}``, submitted through
+    `qgan.ionq.reconcile.submit_reconciled` (as the gateway does): a submission that fails with an uncertain outcome
+    is looked up by name before being sent again.
     """
 
     name = "ionq"
@@ -54,19 +56,10 @@ class IonQBackend(Backend):
         return out
 
     def _submit_reconciled(self, qc, shots: int, name: str, attempts: int = 8) -> str:
-        t0 = time.time()
-        for attempt in range(attempts):
-            try:
-                return self.conn.submit(qc, shots, name)
-            except IonQHTTPError as exc:
-                if not exc.retriable or attempt == attempts - 1:
-                    raise
-                time.sleep(backoff_delay(attempt, retry_after=exc.retry_after))
-                if exc.uncertain:
-                    hits = call_with_retries(lambda: self.conn.find_by_names([name], since=t0))[name]
-                    if hits:
-                        return str(hits[0]["id"])
-        raise AssertionError("unreachable")
+        """Submit one job (`qgan.ionq.reconcile.submit_reconciled`; raises `SubmissionFailed`, an IonQHTTPError)."""
+        sub = submit_reconciled(self.conn, qc, shots, name, since=time.time(), attempts=attempts,
+                                wait=lambda n, exc: time.sleep(backoff_delay(n - 1, retry_after=exc.retry_after)))
+        return sub.job_id
 
     def _sample(self, ansatz, thetas, shots: int, generator):
         """Basis indices torch.long (B, shots) for parameter vectors `thetas` (B, P) (validated by `sample`)."""

@@ -17,9 +17,9 @@ What qiskit-ionq 1.1.1 sends (studied from its source; the emulator in `qgan.ion
 qiskit-ionq retries 429/502/503/504 *inside* ``submit_job`` with no delay, which could submit a job twice when a
 response is lost. Here every HTTP call is made once (status, results, cancel: the undecorated client method,
 ``__wrapped__``; submission: the same request built by the client's own ``qiskit_to_ionq`` serializer and headers)
-and the caller (`qgan.ionq.backend.IonQBackend`, or the QPU gateway in `sweeps.gateway`) owns retries: 429 honours
-``Retry-After``; a failed submission whose outcome is unknown (5xx, timeout) is reconciled by looking the job up by
-name before resubmitting.
+and the caller owns retries: `call_with_retries` for reads (429 honours ``Retry-After``); submissions go through
+`qgan.ionq.reconcile.submit_reconciled` (used by `IonQBackend` and by the QPU gateway in `sweeps.gateway`): a failed
+submission whose outcome is unknown (5xx, timeout) is reconciled by looking the job up by name before resubmitting.
 
 Every exception message raised here has the token scrubbed (`qgan.ionq.secrets.scrub`).
 """
@@ -312,7 +312,7 @@ def call_with_retries(fn: Callable[[], Any], attempts: int = 8, base: float = 0.
                       sleep: Callable[[float], None] = time.sleep) -> Any:
     """Run `fn` and retry retriable `IonQHTTPError`s with jittered exponential backoff (honours Retry-After).
 
-    Not for submissions (a retried submission must be reconciled by name first; see `qgan.ionq.backend`).
+    Not for submissions (a retried submission must be reconciled by name first; see `qgan.ionq.reconcile`).
     """
     for attempt in range(attempts):
         try:

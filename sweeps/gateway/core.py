@@ -14,7 +14,8 @@ circuit per vector (`Ansatz.to_native`), and submits each as one IonQ job under 
   request is admitted; a request that would exceed either budget is refused whole, and the trial's backend raises
   `BudgetExceeded` (nothing of that request is submitted).
 - **Retries**: 429 and 5xx (and connection errors) are retried with exponential backoff and jitter, never sooner
-  than ``Retry-After``; a 429 pauses all submissions (the limit is per account).
+  than ``Retry-After``; a 429 pauses all submissions (the limit is per account). Submissions follow
+  `qgan.ionq.reconcile.submit_reconciled`, the policy `IonQBackend` uses too.
 - **Durable ledger** (append-only JSON lines, fsync'd, ``<ledger_dir>/ledger.jsonl``): the request and one
   ``intent`` per job (with its circuit) are written before anything is submitted; an ``attempt`` before every POST;
   ``submitted`` with the remote id right after; ``result`` with the counts at the end. A restarted gateway
@@ -56,11 +57,16 @@ from qgan.ionq import (
     qpu_seconds,
     scrub,
 )
+from qgan.ionq.reconcile import SubmissionFailed, submit_reconciled
 from sweeps.gateway.config import GatewayConfig
 from sweeps.gateway.ledger import Ledger
 from sweeps.gateway.limiter import SlidingWindowLimiter
 
 log = logging.getLogger(__name__)
+
+
+class _Stopping(Exception):
+    """Raised inside the dispatcher when the gateway shuts down."""
 
 
 # ------------------------------------------------------------------------------------------------ state
@@ -356,55 +362,43 @@ class QPUGateway:
 
     # ---------------------------------------------------------------------------------------------- dispatch
     def _dispatch_loop(self) -> None:
-        cfg = self.config
         while not self._stop.is_set():
             with self._cv:
-                while not self._stop.is_set() and (not self._queue or
-                                                   self._in_flight_locked() >= cfg.max_in_flight):
+                while not self._stop.is_set() and not self._queue:
                     self._cv.wait(0.5)
                 if self._stop.is_set():
                     return
                 job = self._jobs[self._queue[0]]
+            try:
+                self._wait_for_slot()
+                self._dispatch(job)
+            except _Stopping:
+                return
+
+    def _wait_for_slot(self, *_) -> None:
+        """Block until the next API call of the dispatcher may go out: fewer than `max_in_flight` jobs in flight,
+        past any 429 / 5xx pause and inside the rate window. Raises `_Stopping` when the gateway stops."""
+        cfg = self.config
+        while True:
+            with self._cv:
+                while not self._stop.is_set() and self._in_flight_locked() >= cfg.max_in_flight:
+                    self._cv.wait(0.5)
+            if self._stop.is_set():
+                raise _Stopping
             now = time.time()
             wait_until = max(self._pause_until, self._limiter.next_free(now))
-            if wait_until > now:
-                self._sleep(min(wait_until - now, 1.0))
-                continue
-            if job.state == "uncertain" and self._reconcile(job):
-                with self._cv:
-                    self._queue.popleft()
-                    self._cv.notify_all()
-                continue
-            self._submit_one(job)
+            if wait_until <= now:
+                return
+            self._sleep(min(wait_until - now, 1.0))
 
-    def _reconcile(self, job: _Job) -> bool:
-        """Look `job` up by name on the API. True if found (adopted) or finished; False if it must be sent."""
-        try:
-            found = self._conn.find_by_names([job.name], since=job.t_intent)[job.name]
-        except IonQHTTPError as exc:
-            self._backoff(job, exc)
-            return False
-        found = [f for f in found if f.get("id")]
-        if found:
-            found.sort(key=lambda f: str(f.get("request", "")))
-            with self._cv:
-                job.remote_id = str(found[0]["id"])
-                job.state = "submitted"
-                job.next_poll = 0.0
-                self.stats["reconciled_found"] += 1
-            self.ledger.append({"type": "submitted", "job": job.name, "id": job.remote_id, "t": time.time(),
-                                "via": "lookup"})
-            log.info("gateway: adopted %s (found by name after an uncertain submission)", job.name)
-            return True
-        self.stats["reconciled_missing"] += 1
-        self.ledger.append({"type": "not_found", "job": job.name, "t": time.time()})
-        with self._cv:
-            job.state = "queued"
-        return False
+    def _dispatch(self, job: _Job) -> None:
+        """Submit the job at the head of the queue, or adopt it if an uncertain try created it, and dequeue it.
 
-    def _submit_one(self, job: _Job) -> None:
+        The policy is `qgan.ionq.reconcile.submit_reconciled` (shared with `IonQBackend`); the hooks below keep the
+        ledger (an ``attempt`` durable before every POST, ``not_found`` after a lookup that found nothing), the job's
+        state, the rate window and the counters.
+        """
         cfg = self.config
-        circuit = None
         try:
             circuit = circuit_from_ionq_json(job.circuit, job.qubits, measure=True)
         except Exception as exc:  # noqa: BLE001 - a bad circuit: fatal for this job only
@@ -412,38 +406,56 @@ class QPUGateway:
                 self._queue.popleft()
             self._record_result(job, "failed", reason=f"not submitted: {type(exc).__name__}: {scrub(exc)}")
             return
+        try:
+            sub = submit_reconciled(
+                self._conn, circuit, job.shots, job.name, since=job.t_intent, uncertain=job.state == "uncertain",
+                attempts=cfg.max_submit_attempts - job.attempts,  # POSTs left (job.attempts counts them all)
+                before_post=lambda _: self._before_post(job), after_post=lambda error: self._after_post(job, error),
+                on_not_found=lambda: self._not_found(job), backoff=lambda _, exc: self._backoff(job, exc),
+                wait=self._wait_for_slot)
+        except SubmissionFailed as exc:
+            with self._cv:
+                self._queue.popleft()
+            prefix = "submission outcome unknown, gave up" if exc.uncertain else "not submitted"
+            self._record_result(job, "failed", reason=f"{prefix}: {exc}")
+            return
+        if sub.adopted:
+            with self._cv:
+                job.remote_id, job.state, job.next_poll = sub.job_id, "submitted", 0.0
+                self.stats["reconciled_found"] += 1
+            self.ledger.append({"type": "submitted", "job": job.name, "id": job.remote_id, "t": time.time(),
+                                "via": "lookup"})
+            log.info("gateway: adopted %s (found by name after an uncertain submission)", job.name)
+            with self._cv:
+                self._queue.popleft()
+                self._cv.notify_all()
+            return
+        self.ledger.append({"type": "submitted", "job": job.name, "id": sub.job_id, "t": time.time()})
+        with self._cv:
+            job.remote_id, job.state, job.next_poll = sub.job_id, "submitted", time.time() + cfg.poll_interval_s
+            self._queue.popleft()
+            self.stats["submitted"] += 1
+            self._cv.notify_all()
+
+    def _before_post(self, job: _Job) -> None:
         self.ledger.append({"type": "attempt", "job": job.name, "t": time.time()})  # durable before the POST
         job.attempts += 1
         with self._cv:
             job.state = "uncertain"  # from here until we know the outcome
-        try:
-            remote_id = self._conn.submit(circuit, job.shots, job.name)
-        except IonQHTTPError as exc:
-            if not exc.uncertain:
-                with self._cv:
-                    job.state = "queued"  # known not to exist on the API; otherwise the next try looks it up first
-            if exc.retriable and job.attempts < cfg.max_submit_attempts:
-                self._backoff(job, exc)
-                return
-            if job.state == "uncertain" and self._reconcile(job):
-                with self._cv:
-                    self._queue.popleft()
-                return
+
+    def _after_post(self, job: _Job, error: IonQHTTPError | None) -> None:
+        if error is not None and not error.uncertain:
             with self._cv:
-                self._queue.popleft()
-            prefix = "not submitted" if job.state == "queued" else "submission outcome unknown, gave up"
-            self._record_result(job, "failed", reason=f"{prefix}: {exc}")
-            return
-        finally:
-            # The window counts from when the POST *returned*: the server saw it at or before this instant, so
-            # a later send >= this + period can never fall in the same server-side window.
-            self._limiter.record(time.time())
-        self.ledger.append({"type": "submitted", "job": job.name, "id": remote_id, "t": time.time()})
+                job.state = "queued"  # known not to exist on the API; otherwise the next try looks it up first
+        # The window counts from when the POST *returned*: the server saw it at or before this instant, so a later
+        # send >= this + period can never fall in the same server-side window.
+        self._limiter.record(time.time())
+
+    def _not_found(self, job: _Job) -> None:
+        self.stats["reconciled_missing"] += 1
+        self.ledger.append({"type": "not_found", "job": job.name, "t": time.time()})
         with self._cv:
-            job.remote_id, job.state, job.next_poll = remote_id, "submitted", time.time() + cfg.poll_interval_s
-            self._queue.popleft()
-            self.stats["submitted"] += 1
-            self._cv.notify_all()
+            job.state = "queued"
 
     def _backoff(self, job: _Job, exc: IonQHTTPError) -> None:
         cfg = self.config

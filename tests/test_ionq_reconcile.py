@@ -24,6 +24,10 @@ def _error(kind: str) -> IonQHTTPError:
         return IonQHTTPError("IonQ API error 429 (rate_limited): too many requests", 429, True, False, 0.0)
     if kind == "400":
         return IonQHTTPError("IonQ API error 400 (bad_request): invalid job", 400, False, False)
+    if kind == "502":  # on a lookup (GET): never uncertain
+        return IonQHTTPError("IonQ API error 502 (internal_error): bad gateway", 502, True, False)
+    if kind == "403":
+        return IonQHTTPError("IonQ API error 403 (forbidden): not allowed", 403, False, False)
     raise AssertionError(kind)
 
 
@@ -137,6 +141,24 @@ def test_a_replayed_uncertain_job_is_looked_up_first_and_the_earliest_of_its_nam
     assert adoptable([{"name": "j"}]) is None and adoptable([]) is None
 
 
+def test_a_failed_lookup_is_retried_and_the_job_never_sent_again_blindly():
+    api = FakeAPI(posts=["lost"], lookups=[_error("502")])
+    seen, hooks = _hooks()
+    sub = submit_reconciled(api, "c", 10, "j", since=0.0, **hooks)
+    assert sub == Submission("id-0", adopted=True) and api.submitted == ["j"] and len(api.searched) == 2
+    assert seen == ["post 1", "answer 503", "backoff 503", "wait", "backoff 502", "wait"]
+    # Out of tries while the lookups fail: give up; the job may exist, and the POST's error is reported.
+    api = FakeAPI(posts=["lost"], lookups=[_error("502")] * 3)
+    with pytest.raises(SubmissionFailed) as info:
+        submit_reconciled(api, "c", 10, "j", since=0.0, attempts=3)
+    assert info.value.uncertain and info.value.status == 503 and api.submitted == ["j"] and len(api.searched) == 2
+    # A fatal lookup error on a replayed job: give up at once, nothing sent.
+    api = FakeAPI(lookups=[_error("403")])
+    with pytest.raises(SubmissionFailed) as info:
+        submit_reconciled(api, "c", 10, "j", since=0.0, uncertain=True)
+    assert info.value.uncertain and info.value.status == 403 and api.submitted == [] and len(api.searched) == 1
+
+
 def test_submission_failed_pickles_with_its_error():
     import pickle
 
@@ -164,6 +186,12 @@ def test_backend_resubmits_once_an_uncertain_submission_that_is_not_found():
     api = FakeAPI(posts=["503"])
     assert IonQBackend(connection=api, poll_interval=0.0).run_circuits(["circuit"], 10) == [{0: 10}]
     assert len(api.submitted) == 2 and len(api.searched) == 1 and len(api.jobs) == 1
+
+
+def test_backend_retries_a_failed_lookup_instead_of_resubmitting():
+    api = FakeAPI(posts=["lost"], lookups=[_error("502")])
+    assert IonQBackend(connection=api, poll_interval=0.0).run_circuits(["circuit"], 10) == [{0: 10}]
+    assert len(api.submitted) == 1 and len(api.jobs) == 1 and len(api.searched) == 2
 
 
 # ------------------------------------------------------------------------------------------------ QPU gateway
@@ -234,12 +262,19 @@ def test_gateway_looks_an_uncertain_last_attempt_up_before_giving_up(tmp_path):
 
 
 def test_gateway_gives_up_when_the_last_lookup_fails(tmp_path):
-    lookup_error = IonQHTTPError("IonQ API error 502 (internal_error): bad gateway", 502, True, False)
-    api = FakeAPI(posts=["lost"], lookups=[lookup_error])
+    api = FakeAPI(posts=["lost"], lookups=[_error("502")])
     res, status, kinds = _run(tmp_path, api, max_submit_attempts=1)
     assert res["status"] == "failed"
     assert "submission outcome unknown, gave up: IonQ API error 503" in res["reason"]
     assert kinds == ["intent", "attempt", "result"] and status["used_shots"] == 10  # it may have run: counted
+
+
+def test_gateway_never_resubmits_while_the_lookup_fails(tmp_path):
+    api = FakeAPI(posts=["lost"], lookups=[_error("502")])
+    res, status, kinds = _run(tmp_path, api)
+    assert res["status"] == "completed" and len(api.submitted) == 1 and len(api.jobs) == 1
+    assert len(api.searched) == 2 and kinds == ["intent", "attempt", "submitted/lookup", "result"]
+    assert status["stats"]["retries_5xx"] == 2 and status["stats"]["reconciled_found"] == 1
 
 
 def test_gateway_adopts_the_earliest_job_of_that_name_after_a_restart(tmp_path):

@@ -6,7 +6,8 @@ that submit jobs, `qgan.ionq.backend.IonQBackend` and the QPU gateway (`sweeps.g
 `submit_reconciled`, which does, for one job with a client-side name unique to it:
 
 1. if the outcome of an earlier try is uncertain, look the job up by its name among the jobs since `since`:
-   found: adopt it (`adoptable`: the earliest listed with an id); not found: it was never created, go on;
+   found: adopt it (`adoptable`: the earliest listed with an id); not found: it was never created, go on; the
+   lookup failed: back off, wait and look again (never POST while the job may exist);
 2. POST it (one HTTP request, `conn.submit`);
 3. on a retriable error with tries left: back off, wait, and go to 1 (so an uncertain error is looked up first);
 4. otherwise, if the outcome is uncertain, one last lookup (adopt if found); then raise `SubmissionFailed`.
@@ -64,22 +65,31 @@ def submit_reconciled(conn: Any, circuit: Any, shots: int, name: str, *, since: 
     """Submit `circuit` as the job `name` through `conn` (an `IonQConnection`: `submit`, `find_by_names`).
 
     since: unix time from which the API's job listing is searched (when the job was first meant to be sent).
-    attempts: at most this many POSTs (at least one). uncertain: an earlier try's outcome is unknown (a restart
-    found an ``attempt`` without an id): look the job up before sending anything.
+    attempts: at most this many tries at the API, POSTs and failed lookups together (at least one POST unless a
+    lookup fails). uncertain: an earlier try's outcome is unknown (a restart found an ``attempt`` without an id):
+    look the job up before sending anything.
     Hooks, all optional: ``before_post(n)`` before the n-th POST; ``after_post(error or None)`` after every POST;
     ``on_not_found()`` when a lookup shows the job does not exist; ``backoff(n, error)`` for every retriable POST
     error that will be retried and every failed lookup (record it); ``wait(n, error)`` before trying again after a
-    retriable POST error (sleep; the gateway also waits for its rate window there).
+    retriable error (sleep; the gateway also waits for its rate window there).
     Returns a `Submission`; raises `SubmissionFailed` when the job was not submitted (fatal error, or out of
     attempts), with ``uncertain`` telling whether it may exist after all.
     """
     tries = 0
+    error = None
     while True:
         if uncertain:
-            job_id, uncertain = _look_up(conn, name, since, tries, on_not_found, backoff)
+            job_id, lookup_error = _look_up(conn, name, since, tries + 1, on_not_found, backoff)
             if job_id is not None:
                 return Submission(job_id, adopted=True)
-            # A failed lookup leaves the outcome unknown; the job is POSTed again anyway (what the gateway did).
+            if lookup_error is not None:  # the job may exist: look again later, never POST it blindly
+                tries += 1
+                if lookup_error.retriable and tries < attempts:
+                    if wait is not None:
+                        wait(tries, lookup_error)
+                    continue
+                raise SubmissionFailed(error or lookup_error, uncertain=True)
+            uncertain = False
         tries += 1
         if before_post is not None:
             before_post(tries)
@@ -99,21 +109,23 @@ def submit_reconciled(conn: Any, circuit: Any, shots: int, name: str, *, since: 
                 wait(tries, error)
             continue
         if uncertain:
-            job_id, uncertain = _look_up(conn, name, since, tries, on_not_found, backoff)
+            job_id, lookup_error = _look_up(conn, name, since, tries, on_not_found, backoff)
             if job_id is not None:
                 return Submission(job_id, adopted=True)
+            uncertain = lookup_error is not None
         raise SubmissionFailed(error, uncertain)
 
 
-def _look_up(conn, name: str, since: float | None, tries: int, on_not_found, backoff) -> tuple[str | None, bool]:
-    """(id of the job to adopt or None, whether the outcome is still unknown) after one lookup by name."""
+def _look_up(conn, name: str, since: float | None, tries: int, on_not_found,
+             backoff) -> tuple[str | None, IonQHTTPError | None]:
+    """One lookup by name: (id of the job to adopt, None), (None, None) if it does not exist, (None, error)."""
     try:
         jobs = conn.find_by_names([name], since=since)[name]
     except IonQHTTPError as exc:
         if backoff is not None:
             backoff(tries, exc)
-        return None, True
+        return None, exc
     job_id = adoptable(jobs)
     if job_id is None and on_not_found is not None:
         on_not_found()
-    return job_id, False
+    return job_id, None

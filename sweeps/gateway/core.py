@@ -411,7 +411,7 @@ class QPUGateway:
                 self._conn, circuit, job.shots, job.name, since=job.t_intent, uncertain=job.state == "uncertain",
                 attempts=cfg.max_submit_attempts - job.attempts,  # POSTs left (job.attempts counts them all)
                 before_post=lambda _: self._before_post(job), after_post=lambda error: self._after_post(job, error),
-                on_not_found=lambda: self._not_found(job), backoff=lambda _, exc: self._backoff(job, exc),
+                on_not_found=lambda: self._not_found(job), backoff=lambda n, exc: self._backoff(job, exc, n),
                 wait=self._wait_for_slot)
         except SubmissionFailed as exc:
             with self._cv:
@@ -457,14 +457,16 @@ class QPUGateway:
         with self._cv:
             job.state = "queued"
 
-    def _backoff(self, job: _Job, exc: IonQHTTPError) -> None:
+    def _backoff(self, job: _Job, exc: IonQHTTPError, tries: int = 0) -> None:
+        """Count a retriable error and pause all submissions; the delay grows with the job's POSTs (or its tries,
+        failed lookups included, when more)."""
         cfg = self.config
         if exc.status == 429:
             self.stats["retries_429"] += 1
         else:
             self.stats["retries_5xx"] += 1
-        delay = backoff_delay(min(job.attempts, 16), cfg.backoff_base_s, cfg.backoff_cap_s, exc.retry_after,
-                              self._rng)
+        delay = backoff_delay(min(max(job.attempts, tries), 16), cfg.backoff_base_s, cfg.backoff_cap_s,
+                              exc.retry_after, self._rng)
         self._pause_until = max(self._pause_until, time.time() + delay)
         log.warning("gateway: %s on %s; retrying in %.1f s", scrub(exc), job.name, delay)
 

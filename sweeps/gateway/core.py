@@ -409,7 +409,7 @@ class QPUGateway:
         try:
             sub = submit_reconciled(
                 self._conn, circuit, job.shots, job.name, since=job.t_intent, uncertain=job.state == "uncertain",
-                attempts=cfg.max_submit_attempts - job.attempts,  # POSTs left (job.attempts counts them all)
+                attempts=cfg.max_submit_attempts - job.attempts,  # tries left (job.attempts: this job's POSTs so far)
                 before_post=lambda _: self._before_post(job), after_post=lambda error: self._after_post(job, error),
                 on_not_found=lambda: self._not_found(job), backoff=lambda n, exc: self._backoff(job, exc, n),
                 wait=self._wait_for_slot)

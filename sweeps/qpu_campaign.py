@@ -89,8 +89,8 @@ def circuit_plan(trial: dict[str, Any], price_1q: float, price_2q: float, price_
     """
     import torch
 
+    from qgan.ionq import circuit_to_ionq_json, gate_counts, qpu_seconds
     from qgan.quantum import Ansatz
-    from qgan.quantum.ionq import circuit_to_ionq_json, gate_counts, qpu_seconds
 
     a = Ansatz(int(trial["n"]), layers=int(trial.get("layers", 1)), connectivity=trial["connectivity"])
     theta = a.random_start(torch.Generator().manual_seed(0))  # generic angles: no gate folds away
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     started_ray = False
     try:
         if use_gateway and args.backend == "emulator":
-            from qgan.quantum.emulator import Emulator, EmulatorConfig
+            from qgan.ionq.emulator import Emulator, EmulatorConfig
 
             # A throw-away token shared with the gateway through the environment (never printed).
             os.environ.setdefault("IONQ_API_KEY", "emu-" + secrets.token_hex(16))

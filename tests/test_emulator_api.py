@@ -11,7 +11,7 @@ import warnings
 import pytest
 import requests
 
-from qgan.quantum.emulator import Emulator, EmulatorConfig, fetch_stats
+from qgan.ionq.emulator import Emulator, EmulatorConfig, fetch_stats
 
 TOKEN = "emu-test-token-5b1e9c"
 
@@ -137,7 +137,7 @@ def test_module_runs_as_a_server_on_the_given_port(tmp_path):
         port = s.getsockname()[1]
     counters = tmp_path / "counters.json"
     env = {**os.environ, "IONQ_EMULATOR_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "qgan.quantum.emulator", "--port", str(port), "--latency", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "qgan.ionq.emulator", "--port", str(port), "--latency", "0",
                              "--counters-file", str(counters)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

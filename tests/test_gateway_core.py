@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
+from qgan.ionq import IonQConnection
+from qgan.ionq.emulator import Emulator, EmulatorConfig, fetch_stats
 from qgan.quantum import Ansatz
-from qgan.quantum.emulator import Emulator, EmulatorConfig, fetch_stats
-from qgan.quantum.ionq import IonQConnection
 from sweeps.gateway import BudgetExceeded, GatewayBackend, GatewayConfig, Ledger, QPUGateway
 
 TOKEN = "gw-core-token-3c9d1e2f"

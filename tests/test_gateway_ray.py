@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
+from qgan.ionq.emulator import Emulator, EmulatorConfig, fetch_stats
 from qgan.quantum import Ansatz
-from qgan.quantum.emulator import Emulator, EmulatorConfig, fetch_stats
 
 TOKEN = "gw-ray-token-9e8d7c6b5a"
 

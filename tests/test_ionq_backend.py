@@ -1,12 +1,10 @@
-"""qgan.quantum.ionq: JSON <-> circuit conversion, the single-attempt connection, IonQBackend, token hygiene."""
+"""qgan.ionq: JSON <-> circuit conversion, the single-attempt connection, IonQBackend, token hygiene."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from qgan.quantum import Ansatz, make_backend, probabilities
-from qgan.quantum.emulator import Emulator, EmulatorConfig, fetch_stats
-from qgan.quantum.ionq import (
+from qgan.ionq import (
     IonQBackend,
     IonQConnection,
     circuit_from_ionq_json,
@@ -18,6 +16,8 @@ from qgan.quantum.ionq import (
     scrub,
     translate_error,
 )
+from qgan.ionq.emulator import Emulator, EmulatorConfig, fetch_stats
+from qgan.quantum import Ansatz, make_backend, probabilities
 
 TOKEN = "ionq-test-token-77aa3c19"
 

@@ -118,7 +118,7 @@ def test_readout_error_flips_each_bit_independently():
 
 
 def test_make_backend_ionq_is_lazy_and_unknown_names_fail(monkeypatch):
-    fake = types.ModuleType("qgan.quantum.ionq")
+    fake = types.ModuleType("qgan.ionq")
 
     class IonQBackend(Backend):
         name = "ionq"
@@ -128,7 +128,7 @@ def test_make_backend_ionq_is_lazy_and_unknown_names_fail(monkeypatch):
             self.options = options
 
     fake.IonQBackend = IonQBackend
-    monkeypatch.setitem(sys.modules, "qgan.quantum.ionq", fake)
+    monkeypatch.setitem(sys.modules, "qgan.ionq", fake)
     be = make_backend("ionq", backend_name="simulator")
     assert isinstance(be, IonQBackend) and be.options == {"backend_name": "simulator"}
     with pytest.raises(ValueError, match="unknown backend"):

@@ -184,7 +184,8 @@ class AerBackend(Backend):
 
 def make_backend(name: str, **options: Any) -> Backend:
     """Backend by name: "exact" (ExactBackend(**options)), "aer" (ideal AerBackend), "aer-noisy" (AerBackend
-    with ``aria2_noise_model(**options)`` on native circuits), "ionq" (qgan.quantum.ionq.IonQBackend(**options))."""
+    with ``aria2_noise_model(**options)`` on native circuits), "ionq" (qgan.ionq.IonQBackend(**options), imported
+    on use)."""
     if name == "exact":
         return ExactBackend(**options)
     if name == "aer":
@@ -195,7 +196,7 @@ def make_backend(name: str, **options: Any) -> Backend:
         native = options.pop("native", True)
         return AerBackend(noise_model=aria2_noise_model(**options), native=native, name="aer-noisy")
     if name == "ionq":
-        from qgan.quantum.ionq import IonQBackend
+        from qgan.ionq import IonQBackend
 
         return IonQBackend(**options)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")

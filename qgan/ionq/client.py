@@ -1,6 +1,6 @@
-"""IonQ backend: a thin, careful wrapper over qiskit-ionq's provider and REST client.
+"""The IonQ REST API reached through qiskit-ionq: its errors, single-attempt calls, and retries with backoff.
 
-What qiskit-ionq 1.1.1 sends (studied from its source; the emulator in `qgan.quantum.emulator` serves the same):
+What qiskit-ionq 1.1.1 sends (studied from its source; the emulator in `qgan.ionq.emulator` serves the same):
 
 - base URL ``https://api.ionq.co/v0.4`` (``IonQProvider(token, url=...)`` or ``$IONQ_API_URL``), header
   ``Authorization: apiKey <token>``;
@@ -17,17 +17,15 @@ What qiskit-ionq 1.1.1 sends (studied from its source; the emulator in `qgan.qua
 qiskit-ionq retries 429/502/503/504 *inside* ``submit_job`` with no delay, which could submit a job twice when a
 response is lost. Here every HTTP call is made once (status, results, cancel: the undecorated client method,
 ``__wrapped__``; submission: the same request built by the client's own ``qiskit_to_ionq`` serializer and headers)
-and the caller (``IonQBackend`` below, or the QPU gateway in `sweeps.gateway`) owns retries: 429 honours ``Retry-After``; a failed
+and the caller owns retries: `call_with_retries` for reads (429 honours ``Retry-After``); submissions go through
+`qgan.ionq.reconcile.submit_reconciled` (used by `IonQBackend` and by the QPU gateway in `sweeps.gateway`): a failed
 submission whose outcome is unknown (5xx, timeout) is reconciled by looking the job up by name before resubmitting.
 
-The API token is read from ``$IONQ_API_KEY`` (or a file named by ``$IONQ_API_KEY_FILE``), is never logged, and is
-scrubbed from every exception message this module raises.
+Every exception message raised here has the token scrubbed (`qgan.ionq.secrets.scrub`).
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import math
 import os
 import random
@@ -39,85 +37,14 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from qgan.quantum.backends import Backend
-
-log = logging.getLogger(__name__)
+from qgan.ionq.qiskit_thread import qiskit_call
+from qgan.ionq.secrets import resolve_token, scrub
+from qgan.ionq.wire import counts_from_probabilities
 
 DEFAULT_URL = "https://api.ionq.co/v0.4"
 DEFAULT_QPU = "qpu.aria-2"
-TOKEN_ENV = "IONQ_API_KEY"
-TOKEN_FILE_ENV = "IONQ_API_KEY_FILE"
 URL_ENV = "IONQ_API_URL"
-# Aria-2 gate durations [R-paper, ref 3]: 1-qubit 135 us, 2-qubit 600 us.
-GATE_TIME_1Q_S = 135e-6
-GATE_TIME_2Q_S = 600e-6
-ONE_QUBIT_GATES = {"gpi", "gpi2", "gz", "x", "y", "z", "h", "rx", "ry", "rz", "s", "si", "t", "ti", "v", "vi", "not"}
-TWO_QUBIT_GATES = {"ms", "zz", "cnot", "cx", "xx", "yy", "swap"}
 FINAL_STATES = ("completed", "failed", "canceled")
-
-# qiskit's compiled core (mimalloc inside) crashed with SIGSEGV here when circuits were built from many short-lived
-# threads (one per HTTP request in the emulator). Threaded users (the emulator, the gateway actor) therefore run all
-# qiskit work on one long-lived thread through `qiskit_call`.
-_QISKIT_POOL = None
-_QISKIT_POOL_LOCK = threading.Lock()
-_QISKIT_THREAD = "qgan-qiskit"
-
-
-def qiskit_call(fn: Callable, *args, **kwargs):
-    """Run `fn(*args, **kwargs)` on this process's single qiskit worker thread and return its result."""
-    global _QISKIT_POOL
-    if threading.current_thread().name.startswith(_QISKIT_THREAD):
-        return fn(*args, **kwargs)
-    with _QISKIT_POOL_LOCK:
-        if _QISKIT_POOL is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _QISKIT_POOL = ThreadPoolExecutor(1, thread_name_prefix=_QISKIT_THREAD)
-        pool = _QISKIT_POOL
-    return pool.submit(fn, *args, **kwargs).result()
-
-
-_SECRETS: set[str] = set()
-_SECRETS_LOCK = threading.Lock()
-
-
-# --------------------------------------------------------------------------------------------------- secrets
-def register_secret(value: str | None) -> None:
-    """Remember a secret so that `scrub` removes it from any text this process reports."""
-    if value and len(value) >= 4:
-        with _SECRETS_LOCK:
-            _SECRETS.add(value)
-
-
-def scrub(text: Any, secrets: Iterable[str] = ()) -> str:
-    """`str(text)` with every registered (and given) secret replaced by ``***``."""
-    out = str(text)
-    with _SECRETS_LOCK:
-        known = set(_SECRETS)
-    for s in known.union(s for s in secrets if s):
-        if s in out:
-            out = out.replace(s, "***")
-    return out
-
-
-def resolve_token(token: str | None = None) -> str:
-    """The IonQ API token: the argument, else ``$IONQ_API_KEY``, else the file named by ``$IONQ_API_KEY_FILE``.
-
-    Raises ValueError (without the token) when none is configured.
-    """
-    if not token:
-        token = os.environ.get(TOKEN_ENV)
-    if not token and os.environ.get(TOKEN_FILE_ENV):
-        path = os.environ[TOKEN_FILE_ENV]
-        try:
-            with open(path, encoding="utf-8") as fh:
-                token = fh.read().strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read the IonQ token file named by ${TOKEN_FILE_ENV}: {exc.strerror}") from None
-    if not token:
-        raise ValueError(f"no IonQ API token: set ${TOKEN_ENV} (or ${TOKEN_FILE_ENV}) in the environment")
-    register_secret(token)
-    return token
 
 
 # --------------------------------------------------------------------------------------------------- errors
@@ -190,153 +117,6 @@ def backoff_delay(attempt: int, base: float = 0.5, cap: float = 60.0, retry_afte
     if retry_after is not None:
         delay = max(delay, retry_after * (1.0 + 0.1 * rng.random()))
     return delay
-
-
-# --------------------------------------------------------------------------------------------------- circuits
-def circuit_to_ionq_json(circuit) -> tuple[list[dict], int]:
-    """A native-gate qiskit circuit -> (IonQ ``input.circuit`` instruction list, qubit count).
-
-    Uses qiskit-ionq's own serializer, so the JSON is exactly what the client would send.
-    """
-    from qiskit_ionq.helpers import qiskit_circ_to_ionq_circ
-
-    instructions, _, _ = qiskit_call(qiskit_circ_to_ionq_circ, circuit, "native")
-    instructions = json.loads(json.dumps(instructions, default=float))
-    return instructions, int(circuit.num_qubits)
-
-
-def circuit_hash(instructions: list[dict], qubits: int, shots: int) -> str:
-    """A stable sha256 over the IonQ JSON of a circuit, its width and its shot count (angles to 12 digits)."""
-
-    def norm(x):
-        if isinstance(x, float):
-            return round(x, 12)
-        if isinstance(x, list):
-            return [norm(v) for v in x]
-        if isinstance(x, dict):
-            return {k: norm(v) for k, v in sorted(x.items())}
-        return x
-
-    blob = json.dumps({"c": norm(instructions), "q": int(qubits), "s": int(shots)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def gate_counts(instructions: list[dict]) -> tuple[int, int]:
-    """(1-qubit, 2-qubit) gate counts of an IonQ instruction list."""
-    n1 = n2 = 0
-    for ins in instructions:
-        g = ins.get("gate")
-        if g in TWO_QUBIT_GATES or len(ins.get("targets", [])) + len(ins.get("controls", [])) >= 2:
-            n2 += 1
-        else:
-            n1 += 1
-    return n1, n2
-
-
-def qpu_seconds(n1q: int, n2q: int, shots: int) -> float:
-    """Estimated QPU gate time (s) of one circuit: shots x (n1q x 135 us + n2q x 600 us) (Aria-2 gate times)."""
-    return float(shots) * (n1q * GATE_TIME_1Q_S + n2q * GATE_TIME_2Q_S)
-
-
-def circuit_from_ionq_json(instructions: list[dict], qubits: int, measure: bool = True):
-    """IonQ instruction list -> qiskit QuantumCircuit (built on the qiskit thread; see `_circuit_from_ionq_json`)."""
-    return qiskit_call(_circuit_from_ionq_json, instructions, qubits, measure)
-
-
-def _circuit_from_ionq_json(instructions: list[dict], qubits: int, measure: bool = True):
-    """IonQ instruction list -> qiskit QuantumCircuit (native gates as qiskit_ionq GPI/GPI2/MS/ZZ gates).
-
-    Native phases are in turns; ``gz``/``rz`` angles in radians. A small QIS subset (x, y, z, h, rx, ry, rz, s, si,
-    t, ti, v, vi, not/cnot/cx, xx/yy/zz, swap) is accepted too. Raises ValueError on anything else. With
-    `measure`, qubit q is measured into clbit q.
-    """
-    from qiskit import QuantumCircuit
-    from qiskit_ionq import GPI2Gate, GPIGate, MSGate, ZZGate
-
-    if not isinstance(qubits, int) or qubits < 1 or qubits > 36:
-        raise ValueError(f"bad qubit count {qubits!r}")
-    qc = QuantumCircuit(qubits, qubits if measure else 0)
-
-    def q(i):
-        if not isinstance(i, int) or not 0 <= i < qubits:
-            raise ValueError(f"qubit index {i!r} out of range for {qubits} qubits")
-        return i
-
-    for k, ins in enumerate(instructions):
-        if not isinstance(ins, dict) or "gate" not in ins:
-            raise ValueError(f"instruction {k} is not an object with a 'gate'")
-        g = ins["gate"]
-        targets = ins.get("targets")
-        if targets is None and "target" in ins:
-            targets = [ins["target"]]
-        targets = [q(t) for t in (targets or [])]
-        controls = [q(c) for c in ins.get("controls", [])]
-        if not targets:
-            raise ValueError(f"instruction {k} ({g}) has no target")
-        if g == "gpi":
-            qc.append(GPIGate(float(ins["phase"])), [targets[0]])
-        elif g == "gpi2":
-            qc.append(GPI2Gate(float(ins["phase"])), [targets[0]])
-        elif g == "gz":
-            qc.rz(2 * math.pi * float(ins.get("phase", 0.0)), targets[0])
-        elif g == "ms":
-            if len(targets) != 2:
-                raise ValueError(f"instruction {k}: ms needs two targets")
-            phases = ins.get("phases", [0.0, 0.0])
-            angle = float(ins.get("angle", 0.25))
-            if not 0.0 <= angle <= 0.25 + 1e-12:
-                raise ValueError(f"instruction {k}: ms angle {angle} outside [0, 0.25]")
-            qc.append(MSGate(float(phases[0]), float(phases[1]), angle), targets)
-        elif g == "zz":
-            qc.append(ZZGate(float(ins["angle"])), targets)
-        elif g in ("x", "y", "z", "h", "s", "t") and not controls:
-            getattr(qc, g)(targets[0])
-        elif g in ("si", "ti"):
-            (qc.sdg if g == "si" else qc.tdg)(targets[0])
-        elif g in ("v", "vi"):
-            (qc.sx if g == "v" else qc.sxdg)(targets[0])
-        elif g in ("rx", "ry", "rz"):
-            getattr(qc, g)(float(ins["rotation"]), targets[0])
-        elif g in ("not", "cnot", "cx", "x") and controls:
-            qc.mcx(controls, targets[0])
-        elif g in ("xx", "yy") or (g == "zz" and "rotation" in ins):
-            getattr(qc, "r" + g)(float(ins["rotation"]), targets[0], targets[1])
-        elif g == "swap":
-            qc.swap(targets[0], targets[1])
-        else:
-            raise ValueError(f"instruction {k}: unsupported gate {g!r}")
-    if measure:
-        qc.measure(range(qubits), range(qubits))
-    return qc
-
-
-def counts_from_probabilities(probs: dict, shots: int) -> dict[int, int]:
-    """API histogram ``{"<index>": p}`` -> ``{index: count}`` with counts summing to `shots` (largest remainder)."""
-    if not probs:
-        return {}
-    keys = [int(k) for k in probs]
-    p = np.asarray([float(v) for v in probs.values()], dtype=np.float64)
-    p = p / p.sum()
-    raw = p * shots
-    base = np.floor(raw + 1e-9).astype(np.int64)
-    short = int(shots - base.sum())
-    if short > 0:
-        order = np.argsort(-(raw - base), kind="stable")
-        base[order[:short]] += 1
-    return {k: int(c) for k, c in zip(keys, base) if c > 0}
-
-
-def expand_counts(counts: dict[int, int], shots: int, generator) -> "torch.Tensor":
-    """``{index: count}`` -> torch.long (shots,) basis indices in a random order drawn from `generator`."""
-    import torch
-
-    if sum(counts.values()) != shots:
-        raise ValueError(f"counts sum to {sum(counts.values())}, expected {shots} shots")
-    keys = torch.tensor(sorted(counts), dtype=torch.long)
-    reps = torch.tensor([counts[int(k)] for k in keys], dtype=torch.long)
-    idx = torch.repeat_interleave(keys, reps)
-    perm = torch.randperm(shots, generator=generator)
-    return idx[perm]
 
 
 # --------------------------------------------------------------------------------------------------- connection
@@ -532,7 +312,7 @@ def call_with_retries(fn: Callable[[], Any], attempts: int = 8, base: float = 0.
                       sleep: Callable[[float], None] = time.sleep) -> Any:
     """Run `fn` and retry retriable `IonQHTTPError`s with jittered exponential backoff (honours Retry-After).
 
-    Not for submissions (a retried submission must be reconciled by name first; see `sweeps.gateway`).
+    Not for submissions (a retried submission must be reconciled by name first; see `qgan.ionq.reconcile`).
     """
     for attempt in range(attempts):
         try:
@@ -542,72 +322,3 @@ def call_with_retries(fn: Callable[[], Any], attempts: int = 8, base: float = 0.
                 raise
             sleep(backoff_delay(attempt, base, cap, exc.retry_after))
     raise AssertionError("unreachable")
-
-
-# --------------------------------------------------------------------------------------------------- backend
-class IonQBackend(Backend):
-    """`qgan.quantum.Backend` on IonQ directly (one process, no gateway, no ledger): for small interactive use.
-
-    Campaigns on real hardware go through `sweeps.gateway.GatewayBackend`, which adds rate limits, a budget and a
-    durable ledger. Here every parameter vector is one job named ``{name_prefix}-{call}-{b}``; submissions that fail
-    with an uncertain outcome are looked up by name before being sent again.
-    """
-
-    name = "ionq"
-
-    def __init__(self, token: str | None = None, url: str | None = None, backend: str = DEFAULT_QPU,
-                 noise_model: str | None = None, poll_interval: float = 2.0, timeout_s: float = 24 * 3600.0,
-                 name_prefix: str | None = None, connection: IonQConnection | None = None):
-        super().__init__()
-        self.conn = connection or IonQConnection(token=token, url=url, backend=backend, noise_model=noise_model)
-        self.poll_interval = float(poll_interval)
-        self.timeout_s = float(timeout_s)
-        self.name_prefix = name_prefix or f"qgan-{os.getpid()}-{int(time.time())}"
-        self._calls = 0
-
-    def run_circuits(self, circuits: list, shots: int) -> list[dict[int, int]]:
-        """Submit native-gate circuits (one job each), wait, return counts ``{index: count}`` per circuit."""
-        self._calls += 1
-        ids = []
-        for b, qc in enumerate(circuits):
-            name = f"{self.name_prefix}-{self._calls:06d}-{b:04d}"
-            ids.append(self._submit_reconciled(qc, shots, name))
-        out = []
-        for job_id in ids:
-            deadline = time.monotonic() + self.timeout_s
-            while True:
-                st = call_with_retries(lambda: self.conn.status(job_id))
-                if st.final:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"IonQ job {job_id} not finished after {self.timeout_s:.0f} s")
-                time.sleep(self.poll_interval)
-            if st.status != "completed":
-                failure = scrub((st.raw.get("failure") or {}).get("error", ""))
-                raise IonQJobFailed(f"IonQ job {job_id} {st.status}: {failure}")
-            out.append(call_with_retries(lambda: self.conn.counts(st, shots)))
-        return out
-
-    def _submit_reconciled(self, qc, shots: int, name: str, attempts: int = 8) -> str:
-        t0 = time.time()
-        for attempt in range(attempts):
-            try:
-                return self.conn.submit(qc, shots, name)
-            except IonQHTTPError as exc:
-                if not exc.retriable or attempt == attempts - 1:
-                    raise
-                time.sleep(backoff_delay(attempt, retry_after=exc.retry_after))
-                if exc.uncertain:
-                    hits = call_with_retries(lambda: self.conn.find_by_names([name], since=t0))[name]
-                    if hits:
-                        return str(hits[0]["id"])
-        raise AssertionError("unreachable")
-
-    def _sample(self, ansatz, thetas, shots: int, generator):
-        """Basis indices torch.long (B, shots) for parameter vectors `thetas` (B, P) (validated by `sample`)."""
-        import torch
-
-        th = thetas.detach().to("cpu", torch.float64).numpy()
-        circuits = [ansatz.to_native(t, measure=True) for t in th]
-        counts = self.run_circuits(circuits, int(shots))
-        return torch.stack([expand_counts(c, int(shots), generator) for c in counts])

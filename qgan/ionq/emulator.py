@@ -1,6 +1,6 @@
 """A local emulator of the IonQ REST API (the part qiskit-ionq 1.1.1 uses), for tests and dry rehearsals.
 
-Run: ``python -m qgan.quantum.emulator --port 8999 --token SECRET [--latency 2] [--rate-limit 5 --rate-window 60]
+Run: ``python -m qgan.ionq.emulator --port 8999 --token SECRET [--latency 2] [--rate-limit 5 --rate-window 60]
 [--fault-prob 0.05 | --fault-every 7] [--ideal] [--counters-file FILE]``; then point the client at
 ``http://127.0.0.1:8999/v0.4`` (``$IONQ_API_URL``).
 
@@ -40,6 +40,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
+
+from qgan.ionq.qiskit_thread import qiskit_call
+from qgan.ionq.wire import circuit_from_ionq_json, gate_counts
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +141,6 @@ class EmulatorState:
 
     # -- jobs ----------------------------------------------------------------------------------------------
     def create(self, body: dict) -> _Job:
-        from qgan.quantum.ionq import circuit_from_ionq_json
-
         if body.get("type", "ionq.circuit.v1") != "ionq.circuit.v1":
             raise ValueError(f"job type {body.get('type')!r} is not supported by the emulator")
         inp = body.get("input") or {}
@@ -242,8 +243,6 @@ def _iso(t: float) -> str:
 
 
 def _gate_counts(circuit: list) -> tuple[int, int]:
-    from qgan.quantum.ionq import gate_counts
-
     return gate_counts(circuit)
 
 
@@ -256,12 +255,8 @@ def run_job(circuit: list, qubits: int, shots: int, noise: str, seed: int = 0,
     (noise "ideal") or on qiskit-aer with the Aria-2-like noise model; probability = count / shots, so that
     counts = p x shots exactly, as a QPU histogram.
     """
-    from qgan.quantum.ionq import circuit_from_ionq_json
-
     if noise == "ideal":
         from qiskit.quantum_info import Statevector
-
-        from qgan.quantum.ionq import qiskit_call
 
         qc = circuit_from_ionq_json(circuit, qubits, measure=False)
         p = np.clip(qiskit_call(lambda: Statevector(qc).probabilities()), 0.0, None)
@@ -272,8 +267,6 @@ def run_job(circuit: list, qubits: int, shots: int, noise: str, seed: int = 0,
         return {str(i): float(c) / shots for i, c in enumerate(counts) if c > 0}
     from qgan.quantum.backends import run_aer
     from qgan.quantum.noise import aria2_noise_model
-
-    from qgan.quantum.ionq import qiskit_call
 
     qc = circuit_from_ionq_json(circuit, qubits, measure=True)
     counts = qiskit_call(lambda: run_aer([qc], shots, seed=seed, noise_model=aria2_noise_model())[0])
@@ -480,7 +473,7 @@ def fetch_stats(url: str, token: str, timeout: float = 10.0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m qgan.quantum.emulator", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m qgan.ionq.emulator", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8999)
     p.add_argument("--token", default=None, help="accepted API token (default $IONQ_EMULATOR_TOKEN or $IONQ_API_KEY)")

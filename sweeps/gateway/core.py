@@ -1,4 +1,5 @@
-"""The QPU gateway: one named Ray actor per campaign owns the IonQ connection and every job of the campaign.
+"""The QPU gateway's state machine, `QPUGateway` (plain Python; `sweeps.gateway.ray_client.start_gateway` runs it as
+one named Ray actor per campaign): it owns the IonQ connection and every job of the campaign.
 
 Trials never talk to the API. They hand the gateway a *request* (a batch of parameter vectors + shots, identified
 by a deterministic request key) through `GatewayBackend`, a `qgan.quantum.Backend`; the gateway builds one native
@@ -13,7 +14,8 @@ circuit per vector (`Ansatz.to_native`), and submits each as one IonQ job under 
   request is admitted; a request that would exceed either budget is refused whole, and the trial's backend raises
   `BudgetExceeded` (nothing of that request is submitted).
 - **Retries**: 429 and 5xx (and connection errors) are retried with exponential backoff and jitter, never sooner
-  than ``Retry-After``; a 429 pauses all submissions (the limit is per account).
+  than ``Retry-After``; a 429 pauses all submissions (the limit is per account). Submissions follow
+  `qgan.ionq.reconcile.submit_reconciled`, the policy `IonQBackend` uses too.
 - **Durable ledger** (append-only JSON lines, fsync'd, ``<ledger_dir>/ledger.jsonl``): the request and one
   ``intent`` per job (with its circuit) are written before anything is submitted; an ``attempt`` before every POST;
   ``submitted`` with the remote id right after; ``result`` with the counts at the end. A restarted gateway
@@ -23,15 +25,13 @@ circuit per vector (`Ansatz.to_native`), and submits each as one IonQ job under 
   answered again from the ledger. A caller that retries a request (same key) after a restart gets the original
   jobs' results.
 - **Secrets**: the token comes from ``$IONQ_API_KEY`` in the actor's environment; it is never written to the
-  ledger, logs, results or exception messages (all messages go through `qgan.quantum.ionq.scrub`).
+  ledger, logs, results or exception messages (all messages go through `qgan.ionq.scrub`).
 
 Job names are ``<campaign>.<run>/<request key>/<index>`` where ``run`` is a random id fixed when the ledger is
 created (so a re-run of a campaign under a fresh ledger cannot adopt the previous run's jobs).
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -45,126 +45,28 @@ from typing import Any, Callable
 
 import numpy as np
 
-from qgan.quantum.backends import Backend
-from qgan.quantum.ionq import (
+from qgan.ionq import (
     IonQConnection,
     IonQHTTPError,
     backoff_delay,
     circuit_from_ionq_json,
     circuit_hash,
     circuit_to_ionq_json,
-    expand_counts,
     gate_counts,
     qiskit_call,
     qpu_seconds,
     scrub,
 )
+from qgan.ionq.reconcile import SubmissionFailed, submit_reconciled
+from sweeps.gateway.config import GatewayConfig
+from sweeps.gateway.ledger import Ledger
+from sweeps.gateway.limiter import SlidingWindowLimiter
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NAMESPACE = "qgan-qpu"
-FINAL = ("completed", "failed", "canceled")
 
-
-class BudgetExceeded(RuntimeError):
-    """A request would push the campaign past its shot or cost budget; nothing of it was submitted."""
-
-
-class QPUJobFailed(RuntimeError):
-    """A QPU job of the request failed, was canceled, or could not be submitted (fatal API error)."""
-
-
-@dataclass
-class GatewayConfig:
-    """Everything a gateway needs; plain values so that Ray can ship it and restart the actor with it.
-
-    ledger_dir: a POSIX directory on the run's storage (shared if the actor may move between nodes).
-    url: API base with version prefix (None: $IONQ_API_URL or IonQ's public v0.4 URL). backend: API backend name.
-    max_jobs_per_period / period_s: the rate limit (e.g. 10 per 60 s; tests use a 2 s window).
-    budget_shots / budget_cost: None = unlimited. Prices in the account's currency per gate-shot / per job.
-    """
-
-    campaign: str
-    ledger_dir: str
-    url: str | None = None
-    backend: str = "qpu.aria-2"
-    noise_model: str | None = None
-    max_jobs_per_period: int = 10
-    period_s: float = 60.0
-    max_in_flight: int = 4
-    budget_shots: int | None = None
-    budget_cost: float | None = None
-    price_1q_gate_shot: float = 0.000220
-    price_2q_gate_shot: float = 0.000975
-    price_per_job: float = 0.0
-    poll_interval_s: float = 2.0
-    backoff_base_s: float = 1.0
-    backoff_cap_s: float = 120.0
-    max_submit_attempts: int = 30
-    http_timeout_s: float = 30.0
-
-    def __post_init__(self):
-        if not self.campaign or any(c in self.campaign for c in "/ \t\n"):
-            raise ValueError(f"campaign name {self.campaign!r} must be non-empty without '/' or spaces")
-        if "://" in str(self.ledger_dir):
-            raise ValueError(f"ledger_dir must be a local or mounted POSIX path, not a URI: {self.ledger_dir}")
-        if self.max_jobs_per_period < 1 or self.period_s <= 0:
-            raise ValueError("the rate limit needs max_jobs_per_period >= 1 and period_s > 0")
-        if self.max_in_flight < 1:
-            raise ValueError("max_in_flight must be >= 1")
-        if self.budget_shots is not None and self.budget_shots < 0:
-            raise ValueError("budget_shots must be >= 0")
-        if self.budget_cost is not None and self.budget_cost < 0:
-            raise ValueError("budget_cost must be >= 0")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def job_cost(self, n1q: int, n2q: int, shots: int) -> float:
-        """Estimated price of one job: shots x (n1q x price_1q + n2q x price_2q) + price_per_job."""
-        return shots * (n1q * self.price_1q_gate_shot + n2q * self.price_2q_gate_shot) + self.price_per_job
-
-
-def actor_name(campaign: str) -> str:
-    return f"qpu-gateway-{campaign}"
-
-
-# ------------------------------------------------------------------------------------------------ ledger
-class Ledger:
-    """Append-only JSON-lines file; each `append` is flushed and fsync'd before it returns."""
-
-    def __init__(self, path: str):
-        self.path = path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._lock = threading.Lock()
-        self._fh = open(path, "a", encoding="utf-8")
-
-    def append(self, *records: dict) -> None:
-        lines = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in records)
-        with self._lock:
-            self._fh.write(lines)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        with self._lock:
-            self._fh.close()
-
-    @staticmethod
-    def read(path: str) -> list[dict]:
-        """All complete records; a torn last line (crash mid-write) is ignored."""
-        if not os.path.exists(path):
-            return []
-        out = []
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
+class _Stopping(Exception):
+    """Raised inside the dispatcher when the gateway shuts down."""
 
 
 # ------------------------------------------------------------------------------------------------ state
@@ -197,21 +99,6 @@ class _Request:
     shots: int
     t: float
 
-
-class SlidingWindowLimiter:
-    """At most `limit` events in any half-open window of `period` seconds (wall clock)."""
-
-    def __init__(self, limit: int, period: float, history: list[float] = ()):
-        self.limit, self.period = int(limit), float(period)
-        self.times: deque[float] = deque(sorted(history)[-self.limit:], maxlen=self.limit)
-
-    def next_free(self, now: float) -> float:
-        if len(self.times) < self.limit:
-            return now
-        return max(now, self.times[0] + self.period)
-
-    def record(self, t: float) -> None:
-        self.times.append(t)
 
 
 class QPUGateway:
@@ -475,55 +362,43 @@ class QPUGateway:
 
     # ---------------------------------------------------------------------------------------------- dispatch
     def _dispatch_loop(self) -> None:
-        cfg = self.config
         while not self._stop.is_set():
             with self._cv:
-                while not self._stop.is_set() and (not self._queue or
-                                                   self._in_flight_locked() >= cfg.max_in_flight):
+                while not self._stop.is_set() and not self._queue:
                     self._cv.wait(0.5)
                 if self._stop.is_set():
                     return
                 job = self._jobs[self._queue[0]]
+            try:
+                self._wait_for_slot()
+                self._dispatch(job)
+            except _Stopping:
+                return
+
+    def _wait_for_slot(self, *_) -> None:
+        """Block until the next API call of the dispatcher may go out: fewer than `max_in_flight` jobs in flight,
+        past any 429 / 5xx pause and inside the rate window. Raises `_Stopping` when the gateway stops."""
+        cfg = self.config
+        while True:
+            with self._cv:
+                while not self._stop.is_set() and self._in_flight_locked() >= cfg.max_in_flight:
+                    self._cv.wait(0.5)
+            if self._stop.is_set():
+                raise _Stopping
             now = time.time()
             wait_until = max(self._pause_until, self._limiter.next_free(now))
-            if wait_until > now:
-                self._sleep(min(wait_until - now, 1.0))
-                continue
-            if job.state == "uncertain" and self._reconcile(job):
-                with self._cv:
-                    self._queue.popleft()
-                    self._cv.notify_all()
-                continue
-            self._submit_one(job)
+            if wait_until <= now:
+                return
+            self._sleep(min(wait_until - now, 1.0))
 
-    def _reconcile(self, job: _Job) -> bool:
-        """Look `job` up by name on the API. True if found (adopted) or finished; False if it must be sent."""
-        try:
-            found = self._conn.find_by_names([job.name], since=job.t_intent)[job.name]
-        except IonQHTTPError as exc:
-            self._backoff(job, exc)
-            return False
-        found = [f for f in found if f.get("id")]
-        if found:
-            found.sort(key=lambda f: str(f.get("request", "")))
-            with self._cv:
-                job.remote_id = str(found[0]["id"])
-                job.state = "submitted"
-                job.next_poll = 0.0
-                self.stats["reconciled_found"] += 1
-            self.ledger.append({"type": "submitted", "job": job.name, "id": job.remote_id, "t": time.time(),
-                                "via": "lookup"})
-            log.info("gateway: adopted %s (found by name after an uncertain submission)", job.name)
-            return True
-        self.stats["reconciled_missing"] += 1
-        self.ledger.append({"type": "not_found", "job": job.name, "t": time.time()})
-        with self._cv:
-            job.state = "queued"
-        return False
+    def _dispatch(self, job: _Job) -> None:
+        """Submit the job at the head of the queue, or adopt it if an uncertain try created it, and dequeue it.
 
-    def _submit_one(self, job: _Job) -> None:
+        The policy is `qgan.ionq.reconcile.submit_reconciled` (shared with `IonQBackend`); the hooks below keep the
+        ledger (an ``attempt`` durable before every POST, ``not_found`` after a lookup that found nothing), the job's
+        state, the rate window and the counters.
+        """
         cfg = self.config
-        circuit = None
         try:
             circuit = circuit_from_ionq_json(job.circuit, job.qubits, measure=True)
         except Exception as exc:  # noqa: BLE001 - a bad circuit: fatal for this job only
@@ -531,47 +406,67 @@ class QPUGateway:
                 self._queue.popleft()
             self._record_result(job, "failed", reason=f"not submitted: {type(exc).__name__}: {scrub(exc)}")
             return
-        self.ledger.append({"type": "attempt", "job": job.name, "t": time.time()})  # durable before the POST
-        job.attempts += 1
-        with self._cv:
-            job.state = "uncertain"  # from here until we know the outcome
         try:
-            remote_id = self._conn.submit(circuit, job.shots, job.name)
-        except IonQHTTPError as exc:
-            if not exc.uncertain:
-                with self._cv:
-                    job.state = "queued"  # known not to exist on the API; otherwise the next try looks it up first
-            if exc.retriable and job.attempts < cfg.max_submit_attempts:
-                self._backoff(job, exc)
-                return
-            if job.state == "uncertain" and self._reconcile(job):
-                with self._cv:
-                    self._queue.popleft()
-                return
+            sub = submit_reconciled(
+                self._conn, circuit, job.shots, job.name, since=job.t_intent, uncertain=job.state == "uncertain",
+                attempts=cfg.max_submit_attempts - job.attempts,  # tries left (job.attempts: this job's POSTs so far)
+                before_post=lambda _: self._before_post(job), after_post=lambda error: self._after_post(job, error),
+                on_not_found=lambda: self._not_found(job), backoff=lambda n, exc: self._backoff(job, exc, n),
+                wait=self._wait_for_slot)
+        except SubmissionFailed as exc:
             with self._cv:
                 self._queue.popleft()
-            prefix = "not submitted" if job.state == "queued" else "submission outcome unknown, gave up"
+            prefix = "submission outcome unknown, gave up" if exc.uncertain else "not submitted"
             self._record_result(job, "failed", reason=f"{prefix}: {exc}")
             return
-        finally:
-            # The window counts from when the POST *returned*: the server saw it at or before this instant, so
-            # a later send >= this + period can never fall in the same server-side window.
-            self._limiter.record(time.time())
-        self.ledger.append({"type": "submitted", "job": job.name, "id": remote_id, "t": time.time()})
+        if sub.adopted:
+            with self._cv:
+                job.remote_id, job.state, job.next_poll = sub.job_id, "submitted", 0.0
+                self.stats["reconciled_found"] += 1
+            self.ledger.append({"type": "submitted", "job": job.name, "id": job.remote_id, "t": time.time(),
+                                "via": "lookup"})
+            log.info("gateway: adopted %s (found by name after an uncertain submission)", job.name)
+            with self._cv:
+                self._queue.popleft()
+                self._cv.notify_all()
+            return
+        self.ledger.append({"type": "submitted", "job": job.name, "id": sub.job_id, "t": time.time()})
         with self._cv:
-            job.remote_id, job.state, job.next_poll = remote_id, "submitted", time.time() + cfg.poll_interval_s
+            job.remote_id, job.state, job.next_poll = sub.job_id, "submitted", time.time() + cfg.poll_interval_s
             self._queue.popleft()
             self.stats["submitted"] += 1
             self._cv.notify_all()
 
-    def _backoff(self, job: _Job, exc: IonQHTTPError) -> None:
+    def _before_post(self, job: _Job) -> None:
+        self.ledger.append({"type": "attempt", "job": job.name, "t": time.time()})  # durable before the POST
+        job.attempts += 1
+        with self._cv:
+            job.state = "uncertain"  # from here until we know the outcome
+
+    def _after_post(self, job: _Job, error: IonQHTTPError | None) -> None:
+        if error is not None and not error.uncertain:
+            with self._cv:
+                job.state = "queued"  # known not to exist on the API; otherwise the next try looks it up first
+        # The window counts from when the POST *returned*: the server saw it at or before this instant, so a later
+        # send >= this + period can never fall in the same server-side window.
+        self._limiter.record(time.time())
+
+    def _not_found(self, job: _Job) -> None:
+        self.stats["reconciled_missing"] += 1
+        self.ledger.append({"type": "not_found", "job": job.name, "t": time.time()})
+        with self._cv:
+            job.state = "queued"
+
+    def _backoff(self, job: _Job, exc: IonQHTTPError, tries: int = 0) -> None:
+        """Count a retriable error and pause all submissions; the delay grows with the job's POSTs (or its tries,
+        failed lookups included, when more)."""
         cfg = self.config
         if exc.status == 429:
             self.stats["retries_429"] += 1
         else:
             self.stats["retries_5xx"] += 1
-        delay = backoff_delay(min(job.attempts, 16), cfg.backoff_base_s, cfg.backoff_cap_s, exc.retry_after,
-                              self._rng)
+        delay = backoff_delay(min(max(job.attempts, tries), 16), cfg.backoff_base_s, cfg.backoff_cap_s,
+                              exc.retry_after, self._rng)
         self._pause_until = max(self._pause_until, time.time() + delay)
         log.warning("gateway: %s on %s; retrying in %.1f s", scrub(exc), job.name, delay)
 
@@ -609,161 +504,3 @@ class QPUGateway:
                 return
             job.next_poll = time.time() + backoff_delay(min(job.poll_failures, 10), cfg.poll_interval_s,
                                                         cfg.backoff_cap_s, exc.retry_after, self._rng)
-
-
-# ------------------------------------------------------------------------------------------------ Ray actor
-def start_gateway(config: GatewayConfig, detached: bool = False, namespace: str | None = None,
-                  max_concurrency: int = 256):
-    """Create (or get, if it already runs with the same settings) the campaign's named gateway actor.
-
-    A running gateway with different settings is replaced (it resumes from the ledger).
-    The actor restarts after a crash (``max_restarts=-1``) and Ray retries calls that were in flight
-    (``max_task_retries=-1``); the new instance resumes from the ledger. The token must be in the actor's
-    environment ($IONQ_API_KEY on the node); it is never passed through Ray.
-    """
-    import ray
-
-    opts: dict[str, Any] = dict(name=actor_name(config.campaign), get_if_exists=True, max_restarts=-1,
-                                max_task_retries=-1, max_concurrency=max_concurrency, num_cpus=0)
-    if namespace:
-        opts["namespace"] = namespace
-    if detached:
-        opts["lifetime"] = "detached"
-    wanted = config.to_dict()
-    for _ in range(3):
-        handle = ray.remote(QPUGateway).options(**opts).remote(wanted)
-        if ray.get(handle.get_config.remote()) == wanted:  # also surfaces construction errors (token, ledger)
-            return handle
-        # A gateway of this campaign already runs with other settings (e.g. a larger budget on --resume): stop it
-        # and start one with the new settings; it resumes from the same ledger like a restart after a crash.
-        ray.kill(handle, no_restart=True)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                ray.get_actor(opts["name"], namespace=namespace)
-            except ValueError:
-                break
-            time.sleep(0.1)
-    raise RuntimeError(f"could not (re)start the gateway of campaign {config.campaign!r} with the new settings")
-
-
-def get_gateway(campaign: str, namespace: str | None = None):
-    import ray
-
-    return ray.get_actor(actor_name(campaign), namespace=namespace)
-
-
-class GatewayBackend(Backend):
-    """`qgan.quantum.Backend` that runs circuits through the campaign's gateway actor (pass to run_trial).
-
-    Each `sample` call is one request with key ``<trial>/<content hash>#<k>`` (hash of ansatz, thetas and shots; k
-    counts earlier calls with the same content in this backend): a retried call, or a trial replaying its calls
-    after a restart from a checkpoint, gets the original jobs' results and spends no budget twice.
-    Raises `BudgetExceeded` when the gateway refuses the request and `QPUJobFailed` when a job failed.
-    """
-
-    name = "gateway"
-
-    def __init__(self, campaign: str, trial_id: str, namespace: str | None = None, handle: Any = None,
-                 wait_s: float = 5.0, timeout_s: float | None = None, max_unreachable: int = 120):
-        super().__init__()
-        self.max_unreachable = int(max_unreachable)
-        if "/" in str(trial_id) or "#" in str(trial_id):
-            raise ValueError(f"trial id {trial_id!r} must not contain '/' or '#'")
-        self.campaign, self.trial_id, self.namespace = campaign, str(trial_id), namespace
-        self._handle = handle
-        self.wait_s = float(wait_s)
-        self.timeout_s = timeout_s
-        self._seen: dict[str, int] = {}
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_handle"] = None  # re-resolved by name where it is used
-        return state
-
-    def _gw(self):
-        if self._handle is None:
-            self._handle = get_gateway(self.campaign, self.namespace)
-        return self._handle
-
-    def request_key(self, spec: dict, thetas: np.ndarray, shots: int) -> str:
-        """``<trial>/<sha256[:16] of spec, thetas, shots>#<k>``; advances the occurrence count k."""
-        h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode() + np.ascontiguousarray(thetas).tobytes()
-                           + str(int(shots)).encode()).hexdigest()[:16]
-        k = self._seen.get(h, 0)
-        self._seen[h] = k + 1
-        return f"{self.trial_id}/{h}#{k}"
-
-    def _call(self, gw, method: str, *args, **kwargs):
-        if isinstance(gw, QPUGateway):  # in-process gateway (tests, single-process use)
-            return getattr(gw, method)(*args, **kwargs)
-        import ray
-
-        return ray.get(getattr(gw, method).remote(*args, **kwargs), timeout=self.wait_s + 120)
-
-    def run_request(self, key: str, shots: int, **payload) -> list[dict[int, int]]:
-        """Submit (idempotently) and wait; returns counts per circuit."""
-        from ray.exceptions import GetTimeoutError, RayActorError
-
-        try:
-            from ray.exceptions import ActorUnavailableError
-        except ImportError:  # pragma: no cover
-            ActorUnavailableError = RayActorError  # type: ignore[misc,assignment]
-        t0 = time.monotonic()
-        need_submit, failures = True, 0
-        while True:
-            if self.timeout_s is not None and time.monotonic() - t0 > self.timeout_s:
-                raise TimeoutError(f"QPU request {key} not finished after {self.timeout_s:.0f} s")
-            try:
-                gw = self._gw()
-                if need_submit:
-                    res = self._call(gw, "submit", key, self.trial_id, int(shots), **payload)
-                    need_submit = False
-                else:
-                    res = self._call(gw, "wait", key, self.wait_s)
-                failures = 0
-            except (RayActorError, ActorUnavailableError, GetTimeoutError, ValueError) as exc:
-                if isinstance(exc, ValueError) and "Failed to look up actor" not in str(exc):
-                    raise
-                failures += 1
-                if failures > self.max_unreachable:
-                    raise QPUJobFailed(f"QPU gateway of campaign {self.campaign!r} unreachable "
-                                       f"({failures} tries): {scrub(exc)}") from None
-                self._handle = None
-                need_submit = True  # idempotent: re-admits nothing if the ledger has it
-                time.sleep(min(10.0, 0.2 * 2 ** min(failures, 6)) * (0.5 + random.random()))
-                continue
-            status = res["status"]
-            if status == "completed":
-                return [{int(k): int(v) for k, v in c.items()} for c in res["counts"]]
-            if status == "budget_exceeded":
-                raise BudgetExceeded(res["reason"])
-            if status == "failed":
-                raise QPUJobFailed(res["reason"])
-            if status == "unknown":
-                need_submit = True
-
-    def _sample(self, ansatz, thetas, shots: int, generator):
-        """torch.long (B, shots) basis indices for `thetas` (B, P) (validated by `Backend.sample`)."""
-        import torch
-
-        arr = thetas.detach().to("cpu", torch.float64).numpy()
-        spec = {"n": int(ansatz.n), "layers": int(ansatz.layers), "connectivity": str(ansatz.connectivity)}
-        key = self.request_key(spec, arr, shots)
-        counts = self.run_request(key, int(shots), ansatz=spec, thetas=arr.tolist())
-        return torch.stack([expand_counts(c, int(shots), generator) for c in counts])
-
-
-class GatewayBackendFactory:
-    """Picklable ``(TrialConfig) -> GatewayBackend`` for `sweeps.trainable` (backend=...): one client per trial,
-    keyed by ``<phase>-<model>-s<seed>-<setting hash>`` so that a retried trial reuses its request keys."""
-
-    def __init__(self, campaign: str, namespace: str | None = None, wait_s: float = 5.0):
-        self.campaign, self.namespace, self.wait_s = campaign, namespace, wait_s
-
-    def __call__(self, cfg) -> GatewayBackend:
-        from sweeps.presets import setting_key
-
-        d = cfg.to_dict()
-        tid = f"{d['phase']}-{d['model']}-s{d['seed']}-{setting_key(d)}"
-        return GatewayBackend(self.campaign, tid, namespace=self.namespace, wait_s=self.wait_s)

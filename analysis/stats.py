@@ -184,3 +184,26 @@ def underpowered(k: int) -> tuple[bool, str | None]:
         return False, None
     return True, (f"underpowered: {k} paired seed{'s' if k != 1 else ''} (< {schema.MIN_POWERED_SEEDS}); "
                   f"the two-sided Wilcoxon cannot go below p = {2.0 / 2 ** k if k else 1.0:.3g}")
+
+
+def paired_t_power(k: int, sd: float, effect: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test with k seeds to detect a mean paired difference `effect` when the
+    paired differences have standard deviation `sd` (noncentral t: df = k - 1, ncp = effect / (sd / sqrt k))."""
+    if k < 2 or not sd > 0:
+        return math.nan
+    df = k - 1
+    crit = float(sps.t.ppf(1 - alpha / 2, df))
+    ncp = effect / (sd / math.sqrt(k))
+    return float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+
+
+def seeds_for_power(sd: float, ri: float = 0.2, alpha: float = 0.05, power: float = 0.8,
+                    minimum: int = schema.MIN_POWERED_SEEDS, maximum: int = 1000) -> int:
+    """Fewest paired seeds for the paired t-test on log MMD to detect a relative improvement `ri` (Eq. 10:
+    log-ratio effect log(1 + ri)) at level `alpha` with `power`, given the sd of the paired log-MMD differences;
+    never fewer than `minimum` (below 6 seeds the Wilcoxon test beside it cannot reach p < 0.05)."""
+    effect = math.log1p(ri)
+    for k in range(max(2, minimum), maximum + 1):
+        if paired_t_power(k, sd, effect, alpha) >= power:
+            return k
+    raise ValueError(f"more than {maximum} seeds needed for sd {sd:g} and RI {ri:g}")

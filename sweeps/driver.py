@@ -155,8 +155,11 @@ def run_grid(phase: str, argv: list[str] | None = None) -> int:
     print(P.describe(preset), flush=True)
     validate(trials)
     if args.dry_run:
+        from sweeps.cost import cost_line
+
         for t in trials:
             print(" ", t["_trial_id"])
+        print(cost_line(trials, cpus=os.cpu_count()))
         return 0
     storage, name = resolve_run(args.storage, args.name, f"{phase}-{preset.name}", args.resume)
     run_dir = join(storage, name)

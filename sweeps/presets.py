@@ -22,7 +22,7 @@ import yaml
 # size); BOOKKEEPING = fields that never change a trial's identity. One definition each, in qgan.results; the
 # `--set` parser is qgan.config's. All re-exported for the sweep layer.
 from qgan.config import TrialConfig, parse_set  # noqa: F401
-from qgan.results import BOOKKEEPING, MODELS, PHASES, QCBM_ONLY, trial_key  # noqa: F401
+from qgan.results import BOOKKEEPING, MODELS, PHASES, QCBM_ONLY, ignored_fields, trial_key  # noqa: F401
 
 # Short names used in readable trial ids, in this order.
 _ID_PARTS = (("n", "n"), ("train_size", "ts"), ("update_every", "ue"), ("seed", "s"))
@@ -39,7 +39,7 @@ class Preset:
     phase: str
     base: dict[str, Any]
     axes: dict[str, list[Any]]
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] = ("qcbm", "bernoulli")
     description: str = ""
     max_failures: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
@@ -86,14 +86,67 @@ _PAPER_AXES = {
 _PAPER_UPDATE_EVERY = {"ferrite": 30, "bainite": 10}
 
 
+# pilot (ours): a first real answer in under an hour on 2 CPU cores. Ferrite, n=8, 512 images, width 8, 150 epochs
+# (the MMD falls from ~59 to well below half of it), the three arms, 8 paired seeds. The prior is trained for the
+# first 60 epochs (6 updates): far more than the paper's 2.5 %, so that a trainable prior has room to matter in a
+# short run. docs/results/pilot-ferrite.md holds its outcome.
+_PILOT_BASE = {
+    "data_source": "synthetic",
+    "data_seed": 0,
+    "n": 8,
+    "train_size": 512,
+    "eval_size": 128,
+    "batch_size": 64,
+    "width": 8,
+    "epochs": 150,
+    "eval_every": 1,
+    "update_every": 10,
+    "qcbm_epochs": 60,
+    "qcbm_samples": 1000,
+    "checkpoint_every": 25,
+    "n_samples_saved": 4,
+}
+_PILOT_AXES = {"seed": list(range(8))}
+THREE_ARMS = ("qcbm", "product", "bernoulli")
+
+# study (ours): both phases, n in {8, 12}, the three arms, seeds from the power calculation in docs/sweeps.md
+# (STUDY_SEEDS paired seeds detect RI = 20 % at alpha 0.05 with power 0.8 given the paired spread of log MMD
+# measured in the pilot). The QCBM schedule keeps the paper's share of training: the first 2.5 % of 1200 epochs
+# = 30 epochs, updated every 10 (ferrite: 3 updates, as 30/60/90 of 100) or every 3 (bainite: 10 updates).
+STUDY_SEEDS = 8
+_STUDY_BASE = {
+    "data_source": "synthetic",
+    "data_seed": 0,
+    "train_size": 3000,
+    "eval_size": 256,
+    "batch_size": 64,
+    "width": 32,
+    "epochs": 1200,
+    "eval_every": 2,
+    "qcbm_epochs": 30,
+    "qcbm_samples": 1000,
+    "checkpoint_every": 50,
+}
+_STUDY_UPDATE_EVERY = {"ferrite": 10, "bainite": 3}
+
+
 def get_preset(name: str, phase: str) -> Preset:
-    """The preset `name` ("smoke" or "paper") for `phase` ("ferrite" or "bainite")."""
+    """The preset `name` (smoke, pilot, study, paper) for `phase` ("ferrite" or "bainite")."""
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
     if name == "smoke":
         return Preset("smoke", phase, {"phase": phase, **_SMOKE_BASE}, {k: list(v) for k, v in _SMOKE_AXES.items()},
                       description="CPU minutes: both models, n 2/4, 2 train sizes, 2 update periods, 2 seeds",
                       max_failures=2)
+    if name == "pilot":
+        return Preset("pilot", phase, {"phase": phase, **_PILOT_BASE}, {k: list(v) for k, v in _PILOT_AXES.items()},
+                      models=THREE_ARMS, max_failures=2,
+                      description="under an hour on 2 CPUs: n=8, 512 images, width 8, 150 epochs, 3 arms, 8 seeds")
+    if name == "study":
+        axes = {"n": [8, 12], "seed": list(range(STUDY_SEEDS)), "update_every": [_STUDY_UPDATE_EVERY[phase]]}
+        return Preset("study", phase, {"phase": phase, **_STUDY_BASE}, axes, models=THREE_ARMS, max_failures=3,
+                      description=f"power-sized: n 8/12, 3000 images, width 32, 1200 epochs, 3 arms, "
+                                  f"{STUDY_SEEDS} seeds")
     if name == "paper":
         axes = {k: list(v) for k, v in _PAPER_AXES.items()}
         axes["update_every"] = [_PAPER_UPDATE_EVERY[phase]]
@@ -102,7 +155,7 @@ def get_preset(name: str, phase: str) -> Preset:
     raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
 
 
-PRESETS = ("smoke", "paper")
+PRESETS = ("smoke", "pilot", "study", "paper")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -174,23 +227,25 @@ def trial_id(config: dict[str, Any]) -> str:
     """Deterministic, readable id: `<phase>-<model>-n<n>-ts<train>-[ue<k>-]s<seed>-<hash>`."""
     parts = [str(config.get("phase", "x")), str(config.get("model", "x"))]
     for key, short in _ID_PARTS:
-        if key in config and not (config.get("model") == "bernoulli" and key in QCBM_ONLY):
+        if key in config and key not in ignored_fields(str(config.get("model"))):
             parts.append(f"{short}{config[key]}")
     parts.append(setting_key(config))
     return "-".join(parts)
 
 
 def expand(preset: Preset) -> list[dict[str, Any]]:
-    """All trial config dicts of `preset` (each with `_trial_id`), QCBM first, Bernoulli deduplicated."""
+    """All trial config dicts of `preset` (each with `_trial_id`), in `preset.models` order, each model's trials
+    deduplicated over the settings it ignores."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for model in preset.models:
         base = dict(preset.base)
         axes = dict(preset.axes)
-        if model == "bernoulli":
-            # QCBM-only settings do not affect a Bernoulli trial: drop them so it runs once per shared setting.
-            base = {k: v for k, v in base.items() if k not in QCBM_ONLY}
-            axes = {k: v for k, v in axes.items() if k not in QCBM_ONLY}
+        # settings a model does not read (bernoulli: circuit and prior fields; product: circuit fields) are
+        # dropped, so that its trial runs once per setting it does depend on
+        drop = set(ignored_fields(model))
+        base = {k: v for k, v in base.items() if k not in drop}
+        axes = {k: v for k, v in axes.items() if k not in drop}
         keys = list(axes)
         for values in itertools.product(*(axes[k] for k in keys)):
             cfg = {**base, **dict(zip(keys, values)), "model": model}
@@ -201,7 +256,7 @@ def expand(preset: Preset) -> list[dict[str, Any]]:
             cfg["_trial_id"] = tid
             out.append(cfg)
     # Side by side: each shared setting's QCBM and Bernoulli trials next to each other in launch order.
-    shared = [k for k in preset.axes if k not in QCBM_ONLY]
+    shared = [k for k in preset.axes if k not in QCBM_ONLY]  # what every arm reads
     order = {m: i for i, m in enumerate(preset.models)}
     out.sort(key=lambda c: (tuple(preset.axes[k].index(c[k]) for k in shared), order[c["model"]]))
     return out

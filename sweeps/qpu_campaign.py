@@ -133,26 +133,15 @@ def print_plan(trials: list[dict[str, Any]], args: argparse.Namespace) -> list[d
 
 # --------------------------------------------------------------------------------------------------- trainable
 def campaign_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = None, backend: Any = None):
-    """`sweeps.trainable.train_trial`, except that a budget refusal ends the trial normally with status "failed"
-    and failure_reason "budget_exhausted: ..." (so Tune does not retry it)."""
-    from ray import tune
-
+    """`sweeps.trainable.train_trial`; a budget refusal ends the trial normally with status "failed" and
+    failure_reason "budget_exhausted: ..." (so Tune does not retry it), recorded by `trainable.record_refusal`."""
     from sweeps.gateway import BudgetExceeded
-    from sweeps.trainable import config_trial_id, train_trial
+    from sweeps import trainable
 
     try:
-        train_trial(config, run_dir=run_dir, threads=threads, backend=backend)
-    except BudgetExceeded as exc:
-        tid = config_trial_id(config)
-        store = Store(run_dir)
-        reason = f"budget_exhausted: {exc}"
-        summary = {}
-        if store.exists("trials", tid, "summary.json"):
-            summary = store.read_json("trials", tid, "summary.json")
-        summary.update({"status": "failed", "failure_reason": reason})
-        store.write_text(json.dumps(summary, indent=2), "trials", tid, "summary.json")
-        tune.report({"trial_id": tid, "trial_status": "failed", "failure_reason": reason,
-                     "epoch": int(summary.get("epochs_completed") or 0)})
+        trainable.train_trial(config, run_dir=run_dir, threads=threads, backend=backend)
+    except BudgetExceeded as exc:  # train_trial records it itself; this covers callers that bypass it
+        trainable.record_refusal(config, run_dir, exc)
 
 
 # --------------------------------------------------------------------------------------------------- main

@@ -89,7 +89,7 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
 
     config: a trial dict (flat, or under "trial"); run_dir: the run directory (local path or URI) where
     `trials/<trial_id>/` is written; threads: torch intra-op threads (the trial's CPU share); backend: a
-    `qgan.quantum.Backend` or a callable `(TrialConfig) -> Backend` passed to run_trial (e.g. the QPU gateway
+    `qgan.quantum.Backend` or a callable `(TrialConfig, trial_id) -> Backend` passed to run_trial (e.g. the QPU gateway
     client); None uses `config.backend`.
     """
     # one "Checkpoint successfully created" INFO line per epoch and trial drowns the driver's output
@@ -192,7 +192,7 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
 
     trial_backend = backend
     if callable(backend) and not hasattr(backend, "sample"):
-        trial_backend = backend(cfg)
+        trial_backend = backend(cfg, tid)  # identity flows one way: the sweep's id keys the trial's QPU requests
 
     from qgan.train import run_trial
 
@@ -211,15 +211,8 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
         tune.report({METRIC_TRIAL_ID: tid, "trial_status": "failed", "failure_reason": reason,
                      "epoch": state["epoch"], "mmd_last": math.nan})
     except BaseException as exc:
-        kind = getattr(exc, "ends_trial_as", None)
-        if kind:
-            # a refusal that no retry can change (the QPU budget): recorded once, replacing the trainer's generic
-            # crash record, and the trial ends without an exception (no Tune retry)
-            reason = f"{kind}: {exc}"
-            state["error"] = reason
-            write_failure(reason, state["epoch"], replace=True)
-            tune.report({METRIC_TRIAL_ID: tid, "trial_status": "failed", "failure_reason": reason,
-                         "epoch": state["epoch"], "mmd_last": math.nan})
+        if getattr(exc, "ends_trial_as", None):
+            state["error"] = record_refusal(config, run_dir, exc)  # no Tune retry
             return
         # Tune retries from the last checkpoint (FailureConfig.max_failures); the summary says why it stopped.
         reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -237,6 +230,30 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
                               *rel, "attempts.jsonl")
         except Exception:
             pass
+
+
+def record_refusal(config: dict[str, Any], run_dir: str, exc: BaseException) -> str:
+    """End a trial on a refusal that no retry can change (`exc.ends_trial_as`, e.g. the QPU budget): summary.json
+    says failed with reason "<ends_trial_as>: <exc>", replacing the trainer's generic crash record but keeping
+    what it measured, and one failed Tune report. Returns the reason."""
+    fields, _ = split_config(config)
+    tid = config_trial_id(config)
+    store = Store(run_dir)
+    rel = ("trials", tid)
+    reason = f"{exc.ends_trial_as}: {exc}"  # type: ignore[attr-defined]
+    old: dict[str, Any] = {}
+    if store.exists(*rel, "summary.json"):
+        try:
+            old = store.read_json(*rel, "summary.json")
+        except (ValueError, OSError):
+            old = {}
+    epochs = int(old.get("epochs_completed") or 0)
+    if not store.exists(*rel, "config.json"):
+        store.write_text(results.json_text({**fields, results.TRIAL_ID: tid}), *rel, "config.json")
+    store.write_text(results.json_text(results.failed_summary(reason, epochs, previous=old)), *rel, "summary.json")
+    tune.report({METRIC_TRIAL_ID: tid, "trial_status": "failed", "failure_reason": reason, "epoch": epochs,
+                 "mmd_last": math.nan})
+    return reason
 
 
 def _write_meta(checkpoint_dir: str, epoch: int, tid: str) -> None:

@@ -12,7 +12,11 @@ FINAL = ("completed", "failed", "canceled")
 
 
 class BudgetExceeded(RuntimeError):
-    """A request would push the campaign past its shot or cost budget; nothing of it was submitted."""
+    """A request would push the campaign past its shot or cost budget; nothing of it was submitted.
+
+    No retry can change that: the trainable ends the trial as failed with reason "budget_exhausted: ..."."""
+
+    ends_trial_as = "budget_exhausted"
 
 
 class QPUJobFailed(RuntimeError):

@@ -166,15 +166,11 @@ class GatewayBackend(Backend):
 
 
 class GatewayBackendFactory:
-    """Picklable ``(TrialConfig) -> GatewayBackend`` for `sweeps.trainable` (backend=...): one client per trial,
-    keyed by ``<phase>-<model>-s<seed>-<setting hash>`` so that a retried trial reuses its request keys."""
+    """Picklable ``(TrialConfig, trial_id) -> GatewayBackend`` for `sweeps.trainable` (backend=...): one client per
+    trial, keyed by the trial id the sweep gave it, so that a retried trial reuses its request keys."""
 
     def __init__(self, campaign: str, namespace: str | None = None, wait_s: float = 5.0):
         self.campaign, self.namespace, self.wait_s = campaign, namespace, wait_s
 
-    def __call__(self, cfg) -> GatewayBackend:
-        from sweeps.presets import setting_key
-
-        d = cfg.to_dict()
-        tid = f"{d['phase']}-{d['model']}-s{d['seed']}-{setting_key(d)}"
-        return GatewayBackend(self.campaign, tid, namespace=self.namespace, wait_s=self.wait_s)
+    def __call__(self, cfg, trial_id: str) -> GatewayBackend:
+        return GatewayBackend(self.campaign, trial_id, namespace=self.namespace, wait_s=self.wait_s)

@@ -183,6 +183,8 @@ def read_trial(folder: Path, run_dir: Path) -> tuple[dict[str, Any], dict[str, A
         except (OSError, ValueError) as exc:
             row["status"] = "unreadable"
             problems.append(f"summary.json unreadable: {exc}")
+    if summary.get("latent_pool_size") is not None:  # the trainer says what G was fed from; else the config rule
+        row["latent_pool_used"] = int(summary["latent_pool_size"]) > 0
     row["failure_reason"] = summary.get("failure_reason")
     if row["status"] == "failed":
         problems.append(f"failed: {summary.get('failure_reason') or 'no reason given'}")

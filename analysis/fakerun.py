@@ -65,7 +65,10 @@ def write_trial(folder: str | os.PathLike, config: dict[str, Any], mmd: Sequence
     results.write_json(d / "config.json", config)
     results.write_epochs(d / "epochs.parquet", records)
     theta = [0.0] * 4 if config.get("model") in TRAINED else None
-    summary = results.summarize(records, status, failure_reason, mmd_floor, int(calls[-1]) if e else 0, theta)
+    pool = (int(config.get("latent_pool") or 0) or int(config.get("qcbm_samples") or 1)) \
+        if schema.uses_latent_pool(config) else 0  # what the trainer would report
+    summary = results.summarize(records, status, failure_reason, mmd_floor, int(calls[-1]) if e else 0, theta,
+                                latent_pool_size=pool)
     summary.update(summary_overrides or {})
     results.write_json(d / "summary.json", summary)
     if samples:

@@ -69,7 +69,8 @@ def comparison_ignored(arm_a: str, arm_b: str) -> tuple[str, ...]:
 
 
 def uses_latent_pool(config: dict) -> bool:
-    """A trial used a pool when `latent_pool` > 0, or when it is a QCBM trial on a pool backend."""
+    """For runs whose summary.json lacks `latent_pool_size` (older trainers): a trial used a pool when
+    `latent_pool` > 0, or when it is a QCBM trial on a pool backend."""
     try:
         pool = int(config.get(LATENT_POOL_FIELD) or 0)
     except (TypeError, ValueError):

@@ -194,7 +194,10 @@ def paired_t_power(k: int, sd: float, effect: float, alpha: float = 0.05) -> flo
     df = k - 1
     crit = float(sps.t.ppf(1 - alpha / 2, df))
     ncp = effect / (sd / math.sqrt(k))
-    return float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+    power = float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+    if not 0.0 <= power <= 1.0 or (abs(ncp) > 30 and power < 0.5):  # scipy's nct loses accuracy far out
+        power = float(sps.norm.sf(crit - abs(ncp)))
+    return power
 
 
 def seeds_for_power(sd: float, ri: float = 0.2, alpha: float = 0.05, power: float = 0.8,

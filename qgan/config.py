@@ -14,11 +14,9 @@ import yaml
 
 from qgan.results import MODELS, PHASES, setting_fields
 
-CONNECTIVITIES = ("full", "reduced")
 THETA_INITS = ("perturbed", "uniform", "random")
 QCBM_STEPS = ("plain", "normalized")
 MMD_ESTIMATORS = ("unbiased", "biased")
-BACKENDS = ("exact", "aer", "aer-noisy", "ionq")
 # The exact optimiser pushes all 2**n latents through G and D at every update and keeps a 2**n table:
 # at n = 16 that is 65,536 generator+critic forward passes (~7 epochs' worth of forward work at 9000 images),
 # beyond that an update would cost more than the training it steers.
@@ -112,16 +110,19 @@ class TrialConfig:
         """Raise ValueError with one clear message for the first invalid value."""
         _choice("phase", self.phase, PHASES)
         _choice("model", self.model, MODELS)
-        _choice("connectivity", self.connectivity, CONNECTIVITIES)
         _choice("theta_init", self.theta_init, THETA_INITS)
         _choice("qcbm_step", self.qcbm_step, QCBM_STEPS)
         _choice("mmd_estimator", self.mmd_estimator, MMD_ESTIMATORS)
         from qgan.metrics import KERNELS
         from qgan.qcbm_opt import OPTIMIZERS
         from qgan.quantum import MAX_QUBITS
+        from qgan.quantum.ansatz import CONNECTIVITIES
+        from qgan.quantum.backends import BACKEND_NAMES
+
+        _choice("connectivity", self.connectivity, CONNECTIVITIES)
 
         _choice("qcbm_optimizer", self.qcbm_optimizer, OPTIMIZERS)
-        _choice("backend", self.backend, BACKENDS)
+        _choice("backend", self.backend, BACKEND_NAMES)
         _choice("mmd_kernel", self.mmd_kernel, KERNELS)
         if self.data_source != "synthetic" and not str(self.data_source).endswith(".npz"):
             raise ValueError(f"data_source must be 'synthetic' or a path to a dataset .npz, got {self.data_source!r}")

@@ -141,6 +141,7 @@ SUMMARY_FIELDS: dict[str, str] = {
     "theta": "final prior parameters: QCBM angles or product logits (null for Bernoulli)",
     "diversity_real": "mean pairwise distance of the held-out real evaluation set (compare with `diversity`)",
     "diversity_final": "last evaluated `diversity` of the generated images",
+    "latent_pool_size": "bitstrings in the latent pool G was fed from (0: fresh latents every epoch)",
 }
 LAST_SHORT = 100
 LAST_LONG = 500
@@ -156,7 +157,7 @@ def tail_mean(values: Iterable[float | None], window: int) -> float:
 
 def summarize(records: list[dict[str, Any]], status: str, failure_reason: str | None, floor: float | None,
               circuit_calls: int, theta: Iterable[float] | None,
-              diversity_real: float | None = None) -> dict[str, Any]:
+              diversity_real: float | None = None, latent_pool_size: int = 0) -> dict[str, Any]:
     """The summary.json dict of a trial from its epoch records (MMD tail means over the last 100 / 500)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
@@ -176,6 +177,7 @@ def summarize(records: list[dict[str, Any]], status: str, failure_reason: str | 
         "diversity_real": math.nan if diversity_real is None else float(diversity_real),
         "diversity_final": next((float(r["diversity"]) for r in reversed(records)
                                  if r.get("diversity") is not None and math.isfinite(r["diversity"])), math.nan),
+        "latent_pool_size": int(latent_pool_size),
     }
 
 

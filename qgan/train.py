@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from qgan import results
-from qgan.config import BACKENDS, CONNECTIVITIES, EXACT_MAX_QUBITS, THETA_INITS, TrialConfig  # noqa: F401
+from qgan.config import EXACT_MAX_QUBITS, THETA_INITS, TrialConfig  # noqa: F401
 from qgan.models import to_uint8
 from qgan.results import BOOKKEEPING, MODELS, PHASES, QCBM_ONLY  # noqa: F401  (re-exported)
 from qgan.samples import save_samples_npz, save_samples_png
@@ -59,7 +59,7 @@ class TrialFiles:
     @staticmethod
     def summary(state: TrialState, status: str, reason: str | None = None) -> dict[str, Any]:
         return results.summarize(state.records, status, reason, state.floor, state.circuit_calls, state.theta,
-                                 state.diversity_real)
+                                 state.diversity_real, state.latent_pool_size)
 
     def progress(self, state: TrialState, status: str, reason: str | None = None) -> dict[str, Any]:
         """Write epochs.parquet and summary.json as they stand; returns the summary."""

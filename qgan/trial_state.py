@@ -181,6 +181,11 @@ class TrialState:
         return self.calls_before + self._raw_calls() - self._calls_base
 
     @property
+    def latent_pool_size(self) -> int:
+        """Bitstrings in the latent pool G is fed from (0: fresh latents every epoch)."""
+        return self.latent.pool_size if self.latent.mode == "pool" else 0
+
+    @property
     def theta(self) -> torch.Tensor | None:
         """Current prior parameters float64 (P,) (None for Bernoulli)."""
         return None if self.latent.theta is None else self.latent.theta.clone()

@@ -111,6 +111,35 @@ def map_statistics(omap: OrientationMap, ks_aggregate: str = KS_AGGREGATE) -> di
     }
 
 
+def padding_fraction(images: np.ndarray) -> np.ndarray:
+    """Per image, the share of pixels in padding beyond a map edge (float64 (N,)); see :func:`padding_mask`."""
+    images = np.asarray(images)
+    if len(images) == 0:
+        return np.zeros(0)
+    return padding_mask(images).mean(axis=(1, 2))
+
+
+def padding_mask(images: np.ndarray) -> np.ndarray:
+    """Pixels (N, H, W) in padding beyond a map edge: the border rows and columns (counted from each side
+    inwards) whose every pixel holds the pad values (IQ 0, phase 0, KAM 255, KS 255, mask 0). Exact for
+    padding; a whole row of real noise at a window edge would count too."""
+    images = np.asarray(images)
+    n, _, h, w = images.shape
+    pad_value = np.array([0, 0, 255, 255, 0], np.uint8).reshape(1, 5, 1, 1)
+    pad = (images == pad_value).all(axis=1)                      # (N, H, W)
+    rows, cols = pad.all(axis=2), pad.all(axis=1)                # (N, H), (N, W)
+
+    def run(a):  # length of the leading run of True along axis 1
+        return np.cumprod(a, axis=1).sum(axis=1)
+
+    top, bottom = run(rows), run(rows[:, ::-1])
+    left, right = run(cols), run(cols[:, ::-1])
+    r = np.arange(h)[None, :, None]
+    c = np.arange(w)[None, None, :]
+    return ((r < top[:, None, None]) | (r >= h - bottom[:, None, None])
+            | (c < left[:, None, None]) | (c >= w - right[:, None, None]))
+
+
 def dataset_statistics(ds) -> dict:
     """Statistics of a dataset's uint8 patches (physical units): per-channel means and KAM/KS summaries."""
     phys = ds.images.astype(np.float32) / SCALE.reshape(1, 5, 1, 1)
@@ -120,10 +149,13 @@ def dataset_statistics(ds) -> dict:
     ks = phys[:, 3]
     ks_av = ks[ks < 19.5]
     mask_px = (phys[:, 4] > 0.5).sum(axis=(1, 2))
+    padm = padding_mask(ds.images) if len(ds) else np.zeros((0,) + ds.images.shape[2:], bool)
+    pad = padm.mean(axis=(1, 2)) if len(ds) else np.zeros(0)
     out = {"images": len(ds), "labels": ", ".join(f"{k}:{int(v)}" for k, v in zip(*np.unique(ds.labels, return_counts=True)))}
     out.update({
         "iq_mean": float(phys[:, 0].mean()),
         "noise_frac": float((phase == 0).mean()),
+        "noise_frac_in_map": float((phase == 0)[~padm].mean()) if (~padm).any() else float("nan"),
         "bcc_frac": float((phase == 1).mean()),
         "fcc_frac": float((phase == 2).mean()),
         "kam_mean": float(kam.mean()) if kam.size else float("nan"),
@@ -132,6 +164,8 @@ def dataset_statistics(ds) -> dict:
         "ks_available_frac": float((ks < 19.5).mean()),
         "ks_median_available": float(np.median(ks_av)) if ks_av.size else float("nan"),
         "central_grain_px_median": float(np.median(mask_px)),
+        "pad_frac": float(pad.mean()) if pad.size else float("nan"),
+        "padded_images_frac": float((pad > 0).mean()) if pad.size else float("nan"),
     })
     return out
 

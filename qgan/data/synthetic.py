@@ -201,8 +201,9 @@ def _gamma_fibre(rng: np.random.Generator, n: int, spread_deg: float) -> np.ndar
     return quat_multiply(_small_rotations(rng.normal(scale=spread_deg / np.sqrt(3), size=(n, 3))), g)
 
 
-def synthesize_ferrite(rng: np.random.Generator, p: FerriteParams = FerriteParams()) -> OrientationMap:
-    h = w = p.map_px
+def synthesize_ferrite(rng: np.random.Generator, p: FerriteParams = FerriteParams(),
+                       shape: tuple[int, int] | None = None) -> OrientationMap:
+    h, w = (p.map_px, p.map_px) if shape is None else (int(shape[0]), int(shape[1]))
     seeds = _jittered_seeds(rng, h, w, p.grain_px, p.jitter)
     grains = _voronoi(seeds, h, w)
     n = len(seeds)
@@ -278,8 +279,9 @@ def _nw_sign() -> float:
 _NW_SIGN = _nw_sign()
 
 
-def synthesize_bainite(rng: np.random.Generator, p: BainiteParams = BainiteParams()) -> OrientationMap:
-    h = w = p.map_px
+def synthesize_bainite(rng: np.random.Generator, p: BainiteParams = BainiteParams(),
+                       shape: tuple[int, int] | None = None) -> OrientationMap:
+    h, w = (p.map_px, p.map_px) if shape is None else (int(shape[0]), int(shape[1]))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     pag_seeds = _jittered_seeds(rng, h, w, p.pag_px, 0.45)
     pag = _voronoi(pag_seeds, h, w)
@@ -341,13 +343,15 @@ def synthesize_bainite(rng: np.random.Generator, p: BainiteParams = BainiteParam
     return OrientationMap(quat_normalize(q), phase, iq, 1.0, "synthetic bainite")
 
 
-def synthesize_map(phase: str, rng: np.random.Generator, params=None) -> OrientationMap:
-    """One synthetic orientation map of ``phase`` ("ferrite" or "bainite")."""
+def synthesize_map(phase: str, rng: np.random.Generator, params=None,
+                   shape: tuple[int, int] | None = None) -> OrientationMap:
+    """One synthetic orientation map of ``phase`` ("ferrite" or "bainite"); ``shape`` (H, W) overrides the
+    square ``params.map_px``."""
     p = params_for(phase) if params is None else params
     if phase == "ferrite":
-        return synthesize_ferrite(rng, p)
+        return synthesize_ferrite(rng, p, shape)
     if phase == "bainite":
-        return synthesize_bainite(rng, p)
+        return synthesize_bainite(rng, p, shape)
     raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
 
 
@@ -356,21 +360,46 @@ def _map_rng(phase: str, seed: int, index: int) -> np.random.Generator:
 
 
 def _patches_of_map(args) -> np.ndarray:
-    phase, seed, index, params, size = args
+    phase, seed, index, params, size, map_shapes = args
     rng = _map_rng(phase, seed, index)
+    if map_shapes:
+        # edge statistics of a real dataset: a map of one of its source sizes (drawn by their patch counts),
+        # every centre grain taken, windows past the edge padded exactly as in an import
+        weights = np.array([wt for _, wt in map_shapes], float)
+        shape = map_shapes[int(rng.choice(len(map_shapes), p=weights / weights.sum()))][0]
+        omap = synthesize_map(phase, rng, params, shape)
+        return extract_patches(omap, size=size, phases=(BCC,), interior_only=False,
+                               max_patches=params.patches_per_map, rng=rng)
     omap = synthesize_map(phase, rng, params)
     return extract_patches(omap, size=size, phases=(BCC,), interior_only=True,
                            max_patches=params.patches_per_map, rng=rng)
 
 
+def map_shapes_like(path: str) -> list[tuple[tuple[int, int], float]]:
+    """((H, W), patch count) of every source map of an imported dataset file (its ``meta["maps"]``)."""
+    from .dataset import load_dataset
+
+    maps = load_dataset(path).meta.get("maps") or []
+    out = [((int(m["shape"][0]), int(m["shape"][1])), float(m.get("patches", 1))) for m in maps
+           if m.get("shape") and m.get("patches", 1) > 0]
+    if not out:
+        raise ValueError(f"{path}: the dataset records no source map sizes (make it with `qgan data import`)")
+    return out
+
+
 def synth_patches(phase: str, count: int, seed: int = 0, params=None, workers: int | None = None,
-                  size: int = 60, progress: bool = False) -> np.ndarray:
+                  size: int = 60, progress: bool = False,
+                  map_shapes: list[tuple[tuple[int, int], float]] | None = None) -> np.ndarray:
     """``count`` synthetic patches uint8 (count, 5, size, size) of ``phase``; deterministic by ``seed``.
 
     Maps ``0, 1, 2, ...`` are generated from ``SeedSequence([seed, phase, map index])`` and their patches
     concatenated in map order until ``count`` are reached, so the result does not depend on ``workers``
     (processes, forked; default ``$QGAN_DATA_WORKERS`` or 1, so library callers such as a Ray trial never
     fork unless asked; ``qgan data synth`` uses every CPU for large counts).
+
+    ``map_shapes``: ((H, W), weight) pairs (see :func:`map_shapes_like`): each map is made at one of these
+    sizes and gives all its centre grains with edge padding, as an import of real maps of those sizes does;
+    default: square ``params.map_px`` maps, interior windows only.
     """
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
@@ -378,7 +407,11 @@ def synth_patches(phase: str, count: int, seed: int = 0, params=None, workers: i
         raise ValueError(f"count must be a non-negative integer, got {count!r}")
     count = int(count)
     params = params_for(phase) if params is None else params
-    if params.map_px < size:
+    if map_shapes:
+        map_shapes = [((int(h), int(w)), float(wt)) for (h, w), wt in map_shapes]
+        if any(max(sh) < size for sh, _ in map_shapes) or any(min(sh) < 1 for sh, _ in map_shapes):
+            raise ValueError(f"patch size {size} is larger than a map size in map_shapes {map_shapes}")
+    elif params.map_px < size:
         raise ValueError(f"patch size {size} is larger than the synthetic map ({params.map_px} px)")
     if workers is None:
         env = os.environ.get("QGAN_DATA_WORKERS")
@@ -399,7 +432,7 @@ def synth_patches(phase: str, count: int, seed: int = 0, params=None, workers: i
         while filled < count:
             est = max(1, int(np.ceil((count - filled) / max(params.patches_per_map * 0.8, 1))))
             batch = min(est, 4 * max(workers, 1)) if pool else 1
-            jobs = [(phase, seed, index + k, params, size) for k in range(batch)]
+            jobs = [(phase, seed, index + k, params, size, map_shapes) for k in range(batch)]
             results = pool.map(_patches_of_map, jobs) if pool else [_patches_of_map(j) for j in jobs]
             index += batch
             for r in results:

@@ -204,3 +204,12 @@ def test_loading_a_map_does_not_import_orix(tmp_path):
     res = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_lazy_package_exports_are_the_functions_even_after_their_modules_load():
+    import qgan.data
+    import qgan.data.channels  # noqa: F401  (a submodule named like the exported function)
+    from qgan.data import channels, load_map
+
+    assert callable(channels) and channels.__module__ == "qgan.data.channels"
+    assert callable(load_map) and qgan.data.channels is channels

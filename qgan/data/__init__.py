@@ -10,6 +10,8 @@ when a command needs it.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 _EXPORTS = {
     "OrientationMap": "io", "load_map": "io",
@@ -33,3 +35,16 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Loading the submodule ``qgan.data.channels`` would set the package attribute ``channels`` to the module;
+    the exported function of that name keeps it (as with eager ``from .channels import channels``)."""
+
+    def __setattr__(self, name, value):
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

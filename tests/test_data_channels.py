@@ -99,17 +99,67 @@ def test_ks_channel_on_bicrystals():
     assert channels(make_map(np.tile(parent, (4, 4, 1))))[3].min() == pytest.approx(20.0)
 
 
-def test_ks_deviation_is_the_minimum_over_neighbours_and_clipped():
+def test_ks_deviation_is_the_boundary_weighted_mean_or_the_minimum_over_neighbours():
     rng = np.random.default_rng(2)
     parent = random_quaternions(rng, 1)[0]
     v = ks_variants(parent)
     q = np.zeros((6, 9, 4))
     q[:, :3], q[:, 3:6], q[:, 6:] = v[0], v[5], random_quaternions(rng, 1)[0]
     gr = segment_grains(make_map(q))
-    dev = grain_ks_deviation(gr)
-    assert gr.n == 3
-    assert dev[gr.labels[0, 0]] < 0.01 and dev[gr.labels[0, 4]] < 0.01  # middle: min over both neighbours
-    assert 0 <= dev[gr.labels[0, 8]] <= 15.0
+    assert gr.n == 3 and gr.pair_length.tolist() == [6, 6]
+    left, mid, right = (gr.labels[0, j] for j in (0, 4, 8))
+    mn = grain_ks_deviation(gr, "min")
+    bm = grain_ks_deviation(gr, "boundary_mean")
+    assert mn[left] < 0.01 and mn[mid] < 0.01           # middle: min over both neighbours
+    assert 0 <= mn[right] <= 15.0 and bm[right] == pytest.approx(mn[right])   # one neighbour: both agree
+    assert bm[left] < 0.01
+    assert bm[mid] == pytest.approx(0.5 * mn[right], abs=0.01)                 # equal boundaries: plain mean
+    with pytest.raises(ValueError, match="unknown KS aggregate"):
+        grain_ks_deviation(gr, "median")
+
+
+def test_boundary_mean_weights_neighbours_by_shared_boundary_length():
+    rng = np.random.default_rng(7)
+    v = ks_variants(random_quaternions(rng, 1)[0])
+    q = np.zeros((8, 8, 4))
+    q[:, :4] = v[0]                                  # left
+    q[:6, 4:] = v[1]                                 # top right: KS to the left grain along 6 px ...
+    q[6:, 4:] = random_quaternions(rng, 1)[0]        # ... and to an unrelated bottom-right grain along 4 px
+    gr = segment_grains(make_map(q))
+    left, top, bottom = gr.labels[0, 0], gr.labels[0, 7], gr.labels[7, 7]
+    length = {frozenset(p): n for p, n in zip(gr.pairs.tolist(), gr.pair_length.tolist())}
+    assert length[frozenset((left, top))] == 6 and length[frozenset((top, bottom))] == 4
+    far = grain_ks_deviation(gr, "min")[bottom]      # its smallest deviation is to one of the two others
+    dev = grain_ks_deviation(gr, "boundary_mean")
+    assert dev[top] == pytest.approx((6 * 0.0 + 4 * pair_deviation(gr, top, bottom)) / 10, abs=1e-3)
+    assert far <= pair_deviation(gr, top, bottom) + 1e-9
+
+
+def pair_deviation(gr, i, j):
+    from qgan.data.channels import pair_ks_deviation
+
+    dev, _ = pair_ks_deviation(gr)
+    k = [n for n, p in enumerate(gr.pairs.tolist()) if set(p) == {i, j}][0]
+    return min(dev[k], 15.0)
+
+
+@pytest.mark.parametrize("aggregate", ["boundary_mean", "min"])
+def test_speck_between_two_ks_laths_is_not_a_neighbour_and_reads_not_available(aggregate):
+    rng = np.random.default_rng(8)
+    parent = random_quaternions(rng, 1)[0]
+    v = ks_variants(parent)
+    q = np.zeros((6, 10, 4))
+    q[:, :5], q[:, 5:] = v[0], v[7]                      # two KS-related laths
+    q[2, 4] = q[3, 5] = random_quaternions(rng, 1)[0]    # mis-indexed 1-px specks on their boundary
+    m = make_map(q)
+    ks = channels(m, ks_aggregate=aggregate)[3]
+    assert ks[0, 0] < 0.01 and ks[0, 9] < 0.01           # the laths read about 0 deg
+    assert ks[2, 4] == pytest.approx(20.0) and ks[3, 5] == pytest.approx(20.0)   # the speck: not available
+    gr = segment_grains(m)
+    assert gr.n == 4                                     # two laths, two 1-px specks
+    if aggregate == "boundary_mean":                     # counted as neighbours, specks would pull the laths up
+        with_specks = grain_ks_deviation(gr, aggregate, min_grain_px=1)
+        assert with_specks[gr.labels[0, 0]] > 0.3
 
 
 def test_grain_centre_is_farthest_from_the_boundary():

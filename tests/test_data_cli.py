@@ -6,9 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from qgan.data import load_dataset
+from qgan.data import Dataset, load_dataset, save_dataset
 from qgan.data.calibrate import shared_ebsd_dir
 from qgan.data.cli import main as data_main
+from qgan.data.synthetic import map_shapes_like
 
 EBSD = shared_ebsd_dir()
 needs_maps = pytest.mark.skipif(not os.path.isdir(EBSD), reason=f"real maps not found at {EBSD}")
@@ -99,3 +100,40 @@ def test_calibrate_prints_and_writes_the_table(tmp_path, capsys):
     assert "| ferrite | kam_mean |" in stdout and "| bainite | ks_share5 |" in stdout
     text = open(out).read()
     assert text.startswith("phase,statistic") and "pyebsd_ADI_bcc_fcc_cropped.ang" in text
+
+
+@needs_maps
+def test_import_geometry_ci_filter_and_edge_matched_synthetic_data(tmp_path, capsys):
+    from qgan.data.calibrate import dataset_statistics
+
+    dc06 = os.path.join(EBSD, "mtex_DC06_2uniax.ang")
+    adi = os.path.join(EBSD, "pyebsd_ADI_bcc_fcc_cropped.ang")
+    full, inner, real = (str(tmp_path / n) for n in ("full.npz", "inner.npz", "adi.npz"))
+    assert data_main(["data", "import", adi, "--label", "bainite", "--out", real, "--ci-min", "0.1", "--quiet"]) == 0
+    meta = load_dataset(real).meta
+    assert meta["ci_min"] == 0.1 and 0.03 < meta["maps"][0]["ci_removed_frac"] < 0.06
+    assert data_main(["data", "import", adi, "--label", "bainite", "--out", full, "--quiet"]) == 0
+    assert data_main(["data", "import", adi, "--label", "bainite", "--out", inner, "--interior-only", "--quiet"]) == 0
+    f, i = load_dataset(full), load_dataset(inner)
+    sf, si = dataset_statistics(f), dataset_statistics(i)
+    # the padding share seen in the images equals the one recorded at extraction; interior windows have none
+    assert sf["pad_frac"] == pytest.approx(f.meta["maps"][0]["pad_frac"], abs=2e-3) and sf["pad_frac"] > 0.1
+    assert si["pad_frac"] == 0 and 0 < len(i) < len(f) and i.meta["interior_only"]
+    capsys.readouterr()
+    assert data_main(["data", "stats", full]) == 0
+    assert "pad_frac" in capsys.readouterr().out
+    # DC06 is 51 px wide: no window fits inside, a clear error and no file
+    with_err = data_main(["data", "import", dc06, "--label", "x", "--out", str(tmp_path / "no.npz"), "--interior-only"])
+    assert with_err == 2 and "--interior-only" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "no.npz")
+    # synthetic maps cut like the real dataset's maps: padding share near the real one
+    syn = str(tmp_path / "syn.npz")
+    assert data_main(["data", "synth", "--phase", "bainite", "--count", "60", "--edges-like", full, "--out", syn,
+                      "--quiet"]) == 0
+    s = load_dataset(syn)
+    assert s.meta["edges_like"]["map_shapes"] == [[[156, 178], 51.0]]
+    assert abs(dataset_statistics(s)["pad_frac"] - sf["pad_frac"]) < 0.1
+    plain = str(tmp_path / "plain.npz")
+    save_dataset(plain, Dataset(np.zeros((1, 5, 60, 60), np.uint8), np.array(["x"]), {}))
+    with pytest.raises(ValueError, match="no source map sizes"):
+        map_shapes_like(plain)

@@ -70,6 +70,14 @@ def test_ferrite_maps_have_low_kam_and_adi_is_bainitic(stats):
     assert adi["ks_share5"] > max(dc06["ks_share5"], aachen["ks_share5"]) + 0.1
 
 
+@needs_maps
+def test_default_ks_channel_separates_ferrite_from_bainite(stats):
+    # median KS channel over BCC grains >= 20 px: each ferrite map at least 1 deg above the bainitic ADI map
+    adi = stats["pyebsd_ADI_bcc_fcc_cropped.ang"]["ks_channel_median"]
+    for f in ["mtex_DC06_2uniax.ang", "mtex_aachen_iron_sq.ang"]:
+        assert stats[f]["ks_channel_median"] >= adi + 1.0, (f, stats[f]["ks_channel_median"], adi)
+
+
 def _write(path, text):
     with open(path, "w") as f:
         f.write(text)

@@ -6,9 +6,11 @@ Channels, in physical units (``channels``) and scaled to uint8 0..255 (``scale_c
 1. phase label 0 noise / not indexed, 1 BCC, 2 FCC, 3 other;                      uint8 = 85 * v
 2. KAM (deg): first-order, 8 neighbours of the same phase, angles above 5 deg ignored, clipped 0..3,
    noise pixels 3.5;                                                               uint8 = 255 * v / 3.5
-3. KS deviation (deg) per grain: smallest angular distance over its neighbouring grains to the KS
-   inter-variant misorientations (BCC|BCC) or to the KS relation (BCC|FCC), clipped 0..15; 20 where not
-   available (noise, other phases, no BCC/FCC neighbour);                          uint8 = 255 * v / 20
+3. KS deviation (deg) per grain: angular distance of each neighbouring grain pair to the KS inter-variant
+   misorientations (BCC|BCC) or to the KS relation (BCC|FCC), clipped 0..15, aggregated over the grain's
+   neighbours by a boundary-length-weighted mean (default) or the minimum; grains below 5 px are neither
+   neighbours nor given a value; 20 where not available (noise, specks, other phases, no BCC/FCC
+   neighbour);                                                                      uint8 = 255 * v / 20
 4. central-grain mask 0/1 (only in patches);                                       uint8 = 255 * v
 
 Grains: 5 deg flood fill over 4-neighbours of the same phase (connected components of the graph whose
@@ -34,6 +36,12 @@ KAM_IGNORE_DEG = 5.0
 KAM_NOISE_DEG = 3.5
 KS_MAX_DEG = 15.0
 KS_NA_DEG = 20.0
+KS_MIN_GRAIN_PX = 5
+"""Grains below this size (mostly mis-indexed specks) are not KS neighbours and get the not-available value."""
+KS_AGGREGATES = ("boundary_mean", "min")
+KS_AGGREGATE = "boundary_mean"
+"""Default aggregation over neighbours: it separates ferrite from bainite on the shared maps, "min" does not
+(docs/data.md, "The KS channel")."""
 NOISE_VALUES = np.array([0.0, 0.0, KAM_NOISE_DEG, KS_NA_DEG, 0.0], dtype=np.float32)
 """Physical channel values of a noise pixel (also used to pad patches past the map edge)."""
 SCALE = np.array([255.0, 85.0, 255.0 / KAM_NOISE_DEG, 255.0 / KS_NA_DEG, 255.0], dtype=np.float32)
@@ -114,6 +122,7 @@ class Grains:
     size: int64 (n,) pixels per grain
     mean_quat: float64 (n, 4) mean orientation
     pairs: int64 (P, 2) neighbouring grain pairs (i < j) sharing a 4-neighbour edge
+    pair_length: int64 (P,) boundary length of each pair (number of 4-neighbour pixel edges they share)
     """
 
     labels: np.ndarray
@@ -121,6 +130,7 @@ class Grains:
     size: np.ndarray
     mean_quat: np.ndarray
     pairs: np.ndarray
+    pair_length: np.ndarray
 
     @property
     def n(self) -> int:
@@ -165,9 +175,12 @@ def segment_grains(omap: OrientationMap, threshold_deg: float = GRAIN_THRESHOLD_
         a, b = labels[ar, ac].ravel(), labels[br, bc].ravel()
         m = (a >= 0) & (b >= 0) & (a != b)
         pairs.append(np.column_stack([np.minimum(a[m], b[m]), np.maximum(a[m], b[m])]))
-    p = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
-    p = np.unique(p, axis=0) if len(p) else p.reshape(0, 2).astype(np.int64)
-    return Grains(labels, gphase, size, mean_q, p.astype(np.int64))
+    p = np.concatenate(pairs)
+    if len(p):
+        p, length = np.unique(p, axis=0, return_counts=True)
+    else:
+        p, length = p.reshape(0, 2), np.zeros(0, np.int64)
+    return Grains(labels, gphase, size, mean_q, p.astype(np.int64), length.astype(np.int64))
 
 
 def pair_ks_deviation(grains: Grains) -> tuple[np.ndarray, np.ndarray]:
@@ -198,22 +211,48 @@ def pair_ks_deviation(grains: Grains) -> tuple[np.ndarray, np.ndarray]:
     return dev, kind
 
 
-def grain_ks_deviation(grains: Grains) -> np.ndarray:
-    """Per-grain KS deviation (deg) float64 (n,): min over applicable neighbours, clipped 0..15; 20 if none."""
+def _check_aggregate(aggregate: str) -> None:
+    if aggregate not in KS_AGGREGATES:
+        raise ValueError(f"unknown KS aggregate {aggregate!r}; expected one of {', '.join(KS_AGGREGATES)}")
+
+
+def grain_ks_deviation(grains: Grains, aggregate: str = KS_AGGREGATE, min_grain_px: int = KS_MIN_GRAIN_PX) -> np.ndarray:
+    """Per-grain KS deviation (deg) float64 (n,).
+
+    Each applicable neighbour pair (BCC|BCC, BCC|FCC; both grains of at least ``min_grain_px`` pixels) has its
+    deviation clipped to 0..15 deg; a grain's value is the boundary-length-weighted mean of its pairs
+    (``aggregate="boundary_mean"``) or their minimum (``"min"``). 20 deg (not available) for grains below
+    ``min_grain_px`` and grains with no applicable neighbour.
+    """
+    _check_aggregate(aggregate)
     dev, kind = pair_ks_deviation(grains)
-    out = np.full(grains.n, np.inf)
+    p = grains.pairs
     ok = kind > 0
-    if ok.any():
-        np.minimum.at(out, grains.pairs[ok, 0], dev[ok])
-        np.minimum.at(out, grains.pairs[ok, 1], dev[ok])
+    if len(p):
+        ok &= (grains.size[p[:, 0]] >= min_grain_px) & (grains.size[p[:, 1]] >= min_grain_px)
+    d = np.clip(dev[ok], 0.0, KS_MAX_DEG)
+    a, b = p[ok, 0], p[ok, 1]
+    n = grains.n
+    if aggregate == "min":
+        out = np.full(n, np.inf)
+        np.minimum.at(out, a, d)
+        np.minimum.at(out, b, d)
+    else:
+        wgt = grains.pair_length[ok].astype(np.float64)
+        tot = np.bincount(a, wgt * d, n) + np.bincount(b, wgt * d, n)
+        cnt = np.bincount(a, wgt, n) + np.bincount(b, wgt, n)
+        out = np.divide(tot, cnt, out=np.full(n, np.inf), where=cnt > 0)
     res = np.clip(out, 0.0, KS_MAX_DEG)
     res[~np.isfinite(out)] = KS_NA_DEG
     return res
 
 
-def channels(omap: OrientationMap, grains: Grains | None = None, nb: dict | None = None) -> np.ndarray:
-    """The five channels in physical units, float32 (5, H, W): IQ 0..1, phase 0..3, KAM deg, KS deg, and a
-    zero mask channel (the mask is defined per patch, see :func:`extract_patches`)."""
+def channels(omap: OrientationMap, grains: Grains | None = None, nb: dict | None = None,
+             ks_aggregate: str = KS_AGGREGATE) -> np.ndarray:
+    """The five channels in physical units, float32 (5, H, W): IQ 0..1, phase 0..3, KAM deg, KS deg (see
+    :func:`grain_ks_deviation` for ``ks_aggregate``), and a zero mask channel (the mask is defined per
+    patch, see :func:`extract_patches`)."""
+    _check_aggregate(ks_aggregate)
     nb = neighbour_angles(omap) if nb is None else nb
     grains = segment_grains(omap, nb=nb) if grains is None else grains
     h, w = omap.shape
@@ -221,7 +260,7 @@ def channels(omap: OrientationMap, grains: Grains | None = None, nb: dict | None
     out[0] = stretch_iq(omap)
     out[1] = omap.phase
     out[2] = kam(omap, nb)
-    gks = grain_ks_deviation(grains)
+    gks = grain_ks_deviation(grains, ks_aggregate)
     ks = np.full((h, w), KS_NA_DEG, np.float32)
     m = grains.labels >= 0
     ks[m] = gks[grains.labels[m]]
@@ -258,15 +297,29 @@ def grain_centres(grains: Grains) -> np.ndarray:
     return centres
 
 
+def window_pad_fraction(centres: np.ndarray, shape: tuple[int, int], size: int) -> np.ndarray:
+    """Share of each ``size`` x ``size`` window centred at ``centres`` (n, 2) that lies beyond a map of
+    ``shape`` (float64 (n,); windows start at ``centre - size // 2``)."""
+    h, w = shape
+    c = np.asarray(centres, np.int64).reshape(-1, 2)
+    r0 = c[:, 0] - size // 2
+    c0 = c[:, 1] - size // 2
+    rows = np.clip(np.minimum(r0 + size, h) - np.maximum(r0, 0), 0, size)
+    cols = np.clip(np.minimum(c0 + size, w) - np.maximum(c0, 0), 0, size)
+    return 1.0 - rows * cols / float(size * size)
+
+
 def extract_patches(omap: OrientationMap, size: int = 60, min_grain_px: int = 20, phases: tuple[int, ...] = (BCC, FCC),
                     interior_only: bool = False, max_patches: int | None = None,
-                    rng: np.random.Generator | None = None, return_info: bool = False):
+                    rng: np.random.Generator | None = None, return_info: bool = False,
+                    ks_aggregate: str = KS_AGGREGATE):
     """uint8 (N, 5, size, size) patches, one per grain of at least ``min_grain_px`` pixels whose phase is in
     ``phases``, centred on the grain's pixel farthest from its boundary; the mask channel marks that grain.
     Windows past the map edge are padded with the noise values (IQ 0, phase 0, KAM 3.5, KS 20, mask 0).
 
     interior_only: keep only grains whose window lies fully inside the map. max_patches / rng: keep a random
-    subset (in grain order). return_info: also return dict with per-patch 'grain', 'centre', 'phase'.
+    subset (in grain order). return_info: also return dict with per-patch 'grain', 'centre', 'phase' and
+    'pad_frac' (share of the window beyond the map edge). ks_aggregate: see :func:`grain_ks_deviation`.
     """
     h, w = omap.shape
     if size < 1:
@@ -275,7 +328,7 @@ def extract_patches(omap: OrientationMap, size: int = 60, min_grain_px: int = 20
         raise ValueError(f"{omap.source or 'map'}: patch size {size} is larger than the map ({h} x {w})")
     nb = neighbour_angles(omap)
     grains = segment_grains(omap, nb=nb)
-    ch = channels(omap, grains, nb)
+    ch = channels(omap, grains, nb, ks_aggregate)
     centres = grain_centres(grains)
     sel = np.flatnonzero((grains.size >= min_grain_px) & np.isin(grains.phase, phases))
     half = size // 2
@@ -303,5 +356,6 @@ def extract_patches(omap: OrientationMap, size: int = 60, min_grain_px: int = 20
             patches[:, c] = chu[c][ii, jj]
         patches[:, 4] = np.where(labp[ii, jj] == sel[:, None, None].astype(np.int32), 255, 0)
     if return_info:
-        return patches, {"grain": sel, "centre": centres[sel], "phase": grains.phase[sel]}
+        return patches, {"grain": sel, "centre": centres[sel], "phase": grains.phase[sel],
+                         "pad_frac": window_pad_fraction(centres[sel], (h, w), size)}
     return patches

@@ -5,8 +5,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 
 def _check_out(path: str, ext: tuple[str, ...]) -> str:
     if not path.lower().endswith(ext):
@@ -31,14 +29,16 @@ def _cmd_synth(args) -> int:
         workers = (os.cpu_count() or 1) if args.count > 1000 else 1
     if workers < 1:
         raise ValueError(f"--workers must be positive, got {workers}")
-    ds = build_synthetic(args.phase, args.count, args.seed, workers=workers, progress=not args.quiet)
+    ds = build_synthetic(args.phase, args.count, args.seed, workers=workers, progress=not args.quiet,
+                         edges_like=args.edges_like)
     save_dataset(args.out, ds)
-    print(f"wrote {args.out}: {len(ds)} {args.phase} patches (seed {args.seed})")
+    how = f", maps cut like {args.edges_like}" if args.edges_like else ""
+    print(f"wrote {args.out}: {len(ds)} {args.phase} patches (seed {args.seed}{how})")
     return 0
 
 
 def _cmd_import(args) -> int:
-    from tqdm import tqdm
+    import numpy as np
 
     from .channels import extract_patches
     from .dataset import DATA_VERSION, Dataset, save_dataset
@@ -49,17 +49,29 @@ def _cmd_import(args) -> int:
         raise ValueError("--label must not be empty")
     phases = {"bcc": (BCC,), "fcc": (FCC,), "all": (BCC, FCC)}[args.centre_phase]
     parts, sources = [], []
-    for path in tqdm(args.maps, desc="import", unit="map", disable=args.quiet or len(args.maps) < 2):
-        omap = load_map(path)
-        p = extract_patches(omap, size=args.size, min_grain_px=args.min_grain_px, phases=phases)
+    for path in args.maps:
+        omap = load_map(path, ci_min=args.ci_min)
+        p, info = extract_patches(omap, size=args.size, min_grain_px=args.min_grain_px, phases=phases,
+                                  interior_only=args.interior_only, ks_aggregate=args.ks_aggregate,
+                                  return_info=True)
         parts.append(p)
-        sources.append({"file": os.path.abspath(path), "patches": int(len(p)), "shape": list(omap.shape),
-                        "step_um": omap.step})
+        src = {"file": os.path.abspath(path), "patches": int(len(p)), "shape": list(omap.shape),
+               "step_um": omap.step, "pad_frac": float(info["pad_frac"].mean()) if len(p) else 0.0}
+        if args.ci_min is not None:
+            src["ci_removed_frac"] = omap.info["ci_removed_frac"]
+            if not args.quiet:
+                print(f"{path}: --ci-min {args.ci_min:g} made {100 * omap.info['ci_removed_frac']:.1f} % of the "
+                      f"points noise")
+        if not args.quiet:
+            print(f"{path}: {len(p)} patches, {100 * src['pad_frac']:.1f} % of their pixels beyond the map edge")
+        sources.append(src)
     images = np.concatenate(parts) if parts else np.zeros((0, 5, args.size, args.size), np.uint8)
     if len(images) == 0:
-        raise ValueError("no patches: no grain of at least --min-grain-px pixels with the chosen centre phase")
+        raise ValueError("no patches: no grain of at least --min-grain-px pixels with the chosen centre phase"
+                         + (" whose window lies inside the map (--interior-only)" if args.interior_only else ""))
     meta = {"source": "import", "maps": sources, "label": args.label, "min_grain_px": args.min_grain_px,
-            "centre_phase": args.centre_phase, "version": DATA_VERSION}
+            "centre_phase": args.centre_phase, "interior_only": bool(args.interior_only),
+            "ks_aggregate": args.ks_aggregate, "ci_min": args.ci_min, "size": args.size, "version": DATA_VERSION}
     save_dataset(args.out, Dataset(images, np.full(len(images), args.label), meta))
     print(f"wrote {args.out}: {len(images)} patches labelled {args.label!r} from {len(args.maps)} map(s)")
     return 0
@@ -84,9 +96,14 @@ def _cmd_stats(args) -> int:
     from .io import load_map
 
     if args.file.lower().endswith(".npz"):
+        if args.ci_min is not None:
+            raise ValueError(f"{args.file}: --ci-min applies to map files, not to a dataset")
         stats = dataset_statistics(load_dataset(args.file))
     else:
-        stats = map_statistics(load_map(args.file))
+        omap = load_map(args.file, ci_min=args.ci_min)
+        stats = map_statistics(omap, ks_aggregate=args.ks_aggregate)
+        if args.ci_min is not None:
+            stats["ci_removed_frac"] = omap.info["ci_removed_frac"]
     print(format_stats(args.file, stats))
     return 0
 
@@ -117,6 +134,9 @@ def register(subparsers) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output .npz")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs for large counts)")
+    s.add_argument("--edges-like", default=None, metavar="REAL.npz",
+                   help="cut the synthetic maps to the sizes of the maps an imported dataset came from and keep "
+                        "edge patches (padded), so both have the same edge statistics (default: interior patches)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_synth)
 
@@ -128,6 +148,12 @@ def register(subparsers) -> None:
     s.add_argument("--min-grain-px", type=int, default=20, help="smallest grain that gets a patch")
     s.add_argument("--centre-phase", choices=("bcc", "fcc", "all"), default="bcc",
                    help="phase of the central grains to use")
+    s.add_argument("--interior-only", action="store_true",
+                   help="only windows that lie fully inside the map (no edge padding, like the default synthetic data)")
+    s.add_argument("--ci-min", type=float, default=None,
+                   help="points with a confidence index below this become noise (.ang / OIM grain files; default off)")
+    s.add_argument("--ks-aggregate", choices=("boundary_mean", "min"), default="boundary_mean",
+                   help="KS channel: boundary-length-weighted mean or minimum over a grain's neighbours")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_import)
 
@@ -140,6 +166,9 @@ def register(subparsers) -> None:
 
     s = sub.add_parser("stats", help="channel statistics of a dataset .npz or a map file")
     s.add_argument("file", metavar="FILE.npz|MAP")
+    s.add_argument("--ci-min", type=float, default=None, help="map files: confidence-index threshold (default off)")
+    s.add_argument("--ks-aggregate", choices=("boundary_mean", "min"), default="boundary_mean",
+                   help="map files: KS channel aggregate")
     s.set_defaults(func=_cmd_stats)
 
     s = sub.add_parser("calibrate", help="synthetic vs real channel statistics table")

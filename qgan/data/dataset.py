@@ -15,9 +15,9 @@ import numpy as np
 
 from qgan.results import atomic_write
 
-from .synthetic import GENERATOR_VERSION, PHASES, params_dict, params_for, synth_patches
+from .synthetic import GENERATOR_VERSION, PHASES, map_shapes_like, params_dict, params_for, synth_patches
 
-DATA_VERSION = "1"  # bump when the channel pipeline changes: invalidates every cached dataset
+DATA_VERSION = "2"  # bump when the channel pipeline changes: invalidates every cached dataset
 
 
 @dataclass
@@ -109,12 +109,16 @@ def dataset_key(spec: dict) -> str:
 
 
 def build_synthetic(phase: str, count: int, seed: int = 0, params=None, workers: int | None = None,
-                    progress: bool = False) -> Dataset:
-    """A synthetic dataset (no cache)."""
+                    progress: bool = False, edges_like: str | None = None) -> Dataset:
+    """A synthetic dataset (no cache). ``edges_like``: an imported dataset file whose source map sizes the
+    synthetic maps are cut to, edge patches included (see :func:`qgan.data.synthetic.map_shapes_like`)."""
     p = params_for(phase) if params is None else params
-    images = synth_patches(phase, count, seed, params=p, workers=workers, progress=progress)
+    shapes = map_shapes_like(edges_like) if edges_like else None
+    images = synth_patches(phase, count, seed, params=p, workers=workers, progress=progress, map_shapes=shapes)
     meta = {"source": "synthetic", "phase": phase, "count": int(count), "seed": int(seed),
             "generator": params_dict(p), "generator_version": GENERATOR_VERSION, "version": DATA_VERSION}
+    if shapes:
+        meta["edges_like"] = {"file": os.path.abspath(edges_like), "map_shapes": [[list(sh), wt] for sh, wt in shapes]}
     return Dataset(images, np.full(len(images), phase), meta)
 
 
@@ -133,7 +137,7 @@ def _subset_from_file(path: str, phase: str, count: int, seed: int) -> Dataset:
 
 
 def get_dataset(phase: str, count: int, seed: int = 0, cache_dir: str | None = None,
-                source: str = "synthetic") -> Dataset:
+                source: str = "synthetic", edges_like: str | None = None) -> Dataset:
     """``count`` images of ``phase`` ("ferrite" / "bainite"), cached by content.
 
     source "synthetic": the built-in generator with its calibrated default parameters, deterministic by
@@ -141,6 +145,8 @@ def get_dataset(phase: str, count: int, seed: int = 0, cache_dir: str | None = N
     The result is cached under ``cache_dir`` (default ``$QGAN_CACHE_DIR`` or ``~/.cache/qgan``) in a file
     named by a hash of (phase, count, seed, source, generator parameters, versions); concurrent builders of the
     same key each write a temp file and atomically rename it, so readers never see a partial file.
+    ``edges_like`` (synthetic only): cut the synthetic maps like the source maps of this imported dataset
+    file, edge patches included (docs/data.md, "Patch geometry").
     """
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
@@ -151,7 +157,11 @@ def get_dataset(phase: str, count: int, seed: int = 0, cache_dir: str | None = N
         spec = {"phase": phase, "count": count, "seed": seed, "source": "synthetic",
                 "generator": params_dict(params_for(phase)), "generator_version": GENERATOR_VERSION,
                 "version": DATA_VERSION}
+        if edges_like:
+            spec["edges_like"] = map_shapes_like(edges_like)
     else:
+        if edges_like:
+            raise ValueError(f"edges_like applies to synthetic data, not to source {source}")
         if not os.path.exists(source):
             raise FileNotFoundError(f"{source}: no such dataset file")
         spec = {"phase": phase, "count": count, "seed": seed, "source": _file_digest(source),
@@ -165,7 +175,7 @@ def get_dataset(phase: str, count: int, seed: int = 0, cache_dir: str | None = N
         except ValueError:
             pass  # corrupt cache entry (e.g. disk full earlier): rebuild and replace it
     if source == "synthetic":
-        ds = build_synthetic(phase, count, seed)
+        ds = build_synthetic(phase, count, seed, edges_like=edges_like)
     else:
         ds = _subset_from_file(source, phase, count, seed)
     ds.meta["cache_key"] = dataset_key(spec)

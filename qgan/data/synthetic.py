@@ -2,14 +2,16 @@
 
 Ferrite: polygonal, equiaxed grains (Voronoi cells of jittered-grid seeds) with random orientations (so
 neighbours are KS-unrelated), a share of grains split into low-angle subgrains, small in-grain orientation
-gradients, measurement noise, IQ dips along boundaries and noise pixels on boundaries.
+gradients, measurement noise that is stronger along boundaries and in deformed patches (so KAM concentrates
+there), IQ dips along boundaries, and unindexed pixels in runs along boundaries and small clusters.
 
 Bainite: prior austenite grains (PAG, random austenite orientation) -> packets (Voronoi cells inside a PAG,
 one {111} habit plane each) -> blocks (pairs of the plane's six Kurdjumov-Sachs-type variants with the
 10.5 deg sub-block misorientation) -> laths (parallel wavy bands across the packet).  The orientation
 relation of each packet is scattered between KS, Greninger-Troiano and Nishiyama-Wassermann (rotation about
-the common close-packed plane normal, plus a small tilt).  Retained-austenite films (FCC, parent orientation)
-sit on some lath boundaries; laths have stronger orientation gradients (higher KAM) and lower IQ.
+the common close-packed plane normal, plus a small tilt).  Retained austenite (FCC, parent orientation) forms
+irregular blocks, drawn towards lath and block boundaries (a thresholded smooth random field); laths have
+stronger orientation gradients (higher KAM, concentrated at boundaries and in patches) and lower IQ.
 
 Every map goes through the same channel pipeline as a real map (:func:`qgan.data.channels.extract_patches`).
 All randomness comes from ``numpy.random.Generator`` objects derived from ``(seed, map index)``, so the
@@ -31,7 +33,7 @@ from .orientation import (CUBIC_SYMMETRY, KS_QUATERNION, disorientation_angle, k
 
 from qgan.results import PHASES  # noqa: E402  (the one definition)
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,19 @@ class FerriteParams:
     wobble_px: float = 4.0        # its correlation length
     noise_deg: float = 0.1        # per-pixel measurement noise (per rotation-vector component)
     noise_spread: float = 0.5     # lognormal sigma of the per-grain noise level (heavier KAM tail)
+    kam_boundary_gain: float = 2.0  # extra orientation noise at grain boundaries (x base), decaying inwards ...
+    kam_boundary_px: float = 1.5  # ... over this distance: KAM concentrates along boundaries
+    kam_patch_frac: float = 0.2   # share of the map in deformed patches (smooth random field above a quantile)
+    kam_patch_gain: float = 1.0   # extra orientation noise there (x base)
+    kam_patch_px: float = 6.0     # correlation length of the patch field
     iq_grain: tuple[float, float] = (0.7, 0.08)  # grain IQ mean, sd
     iq_dip: float = 0.06          # IQ drop at boundaries
     iq_dip_px: float = 1.2        # width of the drop
     iq_noise: float = 0.05
-    boundary_noise: float = 0.12  # probability a boundary pixel is unindexed
-    random_noise: float = 0.01    # probability any pixel is unindexed
+    boundary_noise: float = 0.12  # share of boundary pixels unindexed, in runs along the boundary ...
+    boundary_noise_px: float = 0.8  # ... of about this correlation length
+    random_noise: float = 0.01    # share of all pixels unindexed, in clusters ...
+    noise_blob_px: float = 1.0    # ... of about this size (not salt)
     patches_per_map: int = 96
 
 
@@ -66,26 +75,36 @@ class BainiteParams:
     map_px: int = 192
     pag_px: float = 90.0          # prior austenite grain size
     packet_px: float = 40.0       # packet size
-    lath_px: float = 6.5          # mean lath width
+    lath_px: float = 7.0          # mean lath width
     lath_sd: float = 0.35         # relative sd of the lath width between packets
     laths_per_block: float = 3.0  # mean laths per block
     wave_px: float = 1.0          # amplitude of the lath-boundary waviness
     or_nw_max: float = 1.0        # OR interpolation KS (0) -> NW (1) drawn uniformly in [0, or_nw_max]
-    or_tilt_deg: float = 3.0      # extra random tilt of the OR
-    film_prob: float = 0.75       # probability a lath boundary carries a retained-austenite film
-    film_px: float = 2.3          # film thickness
-    gradient_deg_px: float = 0.12
-    wobble_deg: float = 0.7
+    or_tilt_deg: float = 4.0      # extra random tilt of the OR
+    block_tilt_deg: float = 2.0   # random tilt of each block off its ideal variant orientations (rms)
+    ra_frac: float = 0.29         # retained austenite: area share of irregular blocks (threshold of a smooth
+    ra_blob_px: float = 1.5       # random field of this correlation length) ...
+    ra_boundary_bias: float = 1.0  # ... drawn towards block/packet boundaries by this much (field sd units)
+    ra_elongation: float = 2.5    # ... and stretched along the laths by this factor
+    gradient_deg_px: float = 0.14
+    wobble_deg: float = 0.55
     wobble_px: float = 3.0
     noise_deg: float = 0.16
-    noise_spread: float = 0.4
+    noise_spread: float = 0.25
+    kam_boundary_gain: float = 2.5
+    kam_boundary_px: float = 1.0
+    kam_patch_frac: float = 0.2
+    kam_patch_gain: float = 0.6
+    kam_patch_px: float = 6.0
     iq_grain: tuple[float, float] = (0.55, 0.08)
     iq_fcc: float = 0.7
-    iq_dip: float = 0.4
+    iq_dip: float = 0.37
     iq_dip_px: float = 1.3
     iq_noise: float = 0.06
     boundary_noise: float = 0.008
+    boundary_noise_px: float = 1.0
     random_noise: float = 0.003
+    noise_blob_px: float = 1.0
     patches_per_map: int = 96
 
 
@@ -144,9 +163,40 @@ def _small_rotations(rotvec_deg: np.ndarray) -> np.ndarray:
     return quat_from_axis_angle(axis, ang)
 
 
+def _smooth_field(rng, shape, sigma: float) -> np.ndarray:
+    """A smooth Gaussian random field (H, W) with unit standard deviation."""
+    z = rng.normal(size=shape)
+    if sigma > 0:
+        z = ndimage.gaussian_filter(z, sigma, mode="reflect")
+    return z / max(z.std(), 1e-12)
+
+
+def _top_share(score: np.ndarray, frac: float, where: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the ``frac`` share of pixels (among ``where``) with the highest ``score``."""
+    where = np.ones(score.shape, bool) if where is None else where
+    out = np.zeros(score.shape, bool)
+    if frac <= 0 or not where.any():
+        return out
+    q = np.quantile(score[where], 1.0 - min(frac, 1.0))
+    return where & (score > q)
+
+
+def _noise_multiplier(rng, labels, p) -> np.ndarray:
+    """Per-pixel multiplier (H, W) of the orientation noise, mean 1: larger along boundaries (decaying over
+    ``kam_boundary_px``) and in smooth deformed patches (``kam_patch_frac`` of the map), so that KAM
+    concentrates there as in real maps instead of being uniform."""
+    dist = _boundary_distance(labels)
+    f = 1.0 + p.kam_boundary_gain * np.exp(-(dist - 0.5) / max(p.kam_boundary_px, 1e-6))
+    z = _smooth_field(rng, labels.shape, p.kam_patch_px)
+    patch = _top_share(z, p.kam_patch_frac)
+    f = f * (1.0 + p.kam_patch_gain * patch)
+    return f / f.mean()
+
+
 def _orientation_field(rng, labels, base_q, centroid, gradient_deg_px, wobble_deg, wobble_px, noise_deg,
-                       noise_spread=0.0):
-    """Per-pixel orientation = base orientation of the label * in-grain perturbation (quaternions (H,W,4))."""
+                       noise_spread=0.0, noise_field=None):
+    """Per-pixel orientation = base orientation of the label * in-grain perturbation (quaternions (H,W,4));
+    ``noise_field`` (H, W) multiplies the per-pixel noise."""
     h, w = labels.shape
     n = base_q.shape[0]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -164,7 +214,8 @@ def _orientation_field(rng, labels, base_q, centroid, gradient_deg_px, wobble_de
         wob *= wobble_deg / max(wob.std(), 1e-12)
         rv = rv + wob
     scale = noise_deg * rng.lognormal(0.0, noise_spread, n) if noise_spread > 0 else np.full(n, noise_deg)
-    rv = rv + rng.normal(size=(h, w, 3)) * scale[labels][..., None]
+    local = scale[labels] if noise_field is None else scale[labels] * noise_field
+    rv = rv + rng.normal(size=(h, w, 3)) * local[..., None]
     return quat_multiply(base_q[labels], _small_rotations(rv))
 
 
@@ -182,7 +233,10 @@ def _iq_and_noise(rng, labels, phase, p, iq_base):
     iq = iq_base - p.iq_dip * np.exp(-0.5 * ((dist - 0.5) / p.iq_dip_px) ** 2)
     iq = iq + rng.normal(scale=p.iq_noise, size=labels.shape)
     on_boundary = dist <= 1.0
-    noise = (on_boundary & (rng.random(labels.shape) < p.boundary_noise)) | (rng.random(labels.shape) < p.random_noise)
+    # unindexed pixels come in runs along boundaries and in small clusters (real maps), not as salt noise
+    runs = _top_share(_smooth_field(rng, labels.shape, p.boundary_noise_px), p.boundary_noise, on_boundary)
+    blobs = _top_share(_smooth_field(rng, labels.shape, p.noise_blob_px), p.random_noise)
+    noise = runs | blobs
     phase = phase.copy()
     phase[noise] = NOISE
     iq = np.where(noise, rng.uniform(0.0, 0.25, labels.shape), iq)
@@ -201,8 +255,9 @@ def _gamma_fibre(rng: np.random.Generator, n: int, spread_deg: float) -> np.ndar
     return quat_multiply(_small_rotations(rng.normal(scale=spread_deg / np.sqrt(3), size=(n, 3))), g)
 
 
-def synthesize_ferrite(rng: np.random.Generator, p: FerriteParams = FerriteParams()) -> OrientationMap:
-    h = w = p.map_px
+def synthesize_ferrite(rng: np.random.Generator, p: FerriteParams = FerriteParams(),
+                       shape: tuple[int, int] | None = None) -> OrientationMap:
+    h, w = (p.map_px, p.map_px) if shape is None else (int(shape[0]), int(shape[1]))
     seeds = _jittered_seeds(rng, h, w, p.grain_px, p.jitter)
     grains = _voronoi(seeds, h, w)
     n = len(seeds)
@@ -223,7 +278,7 @@ def synthesize_ferrite(rng: np.random.Generator, p: FerriteParams = FerriteParam
     all_q = np.concatenate([base, sub_q])
     cent = _centroids(labels, 2 * n)
     q = _orientation_field(rng, labels, all_q, cent, p.gradient_deg_px, p.wobble_deg, p.wobble_px, p.noise_deg,
-                           p.noise_spread)
+                           p.noise_spread, _noise_multiplier(rng, labels, p))
     iq_base = rng.normal(p.iq_grain[0], p.iq_grain[1], 2 * n)[labels]
     phase = np.full((h, w), BCC, np.int8)
     iq, phase = _iq_and_noise(rng, labels, phase, p, iq_base)
@@ -278,8 +333,9 @@ def _nw_sign() -> float:
 _NW_SIGN = _nw_sign()
 
 
-def synthesize_bainite(rng: np.random.Generator, p: BainiteParams = BainiteParams()) -> OrientationMap:
-    h = w = p.map_px
+def synthesize_bainite(rng: np.random.Generator, p: BainiteParams = BainiteParams(),
+                       shape: tuple[int, int] | None = None) -> OrientationMap:
+    h, w = (p.map_px, p.map_px) if shape is None else (int(shape[0]), int(shape[1]))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     pag_seeds = _jittered_seeds(rng, h, w, p.pag_px, 0.45)
     pag = _voronoi(pag_seeds, h, w)
@@ -324,16 +380,34 @@ def synthesize_bainite(rng: np.random.Generator, p: BainiteParams = BainiteParam
     # lath orientation: q_alpha = OR * s_v * q_gamma
     par = parent[pk_pag[lath_pk]]
     lath_q = quat_multiply(orel[lath_pk], quat_multiply(CUBIC_SYMMETRY[lath_v], par))
-    # retained-austenite films on some lath boundaries (the low-u side of a band)
-    frac = u - np.floor(u)
-    has_film = rng.random((n_pk, n_band)) < p.film_prob
-    film = has_film[packet, band] & (frac * width[packet] < p.film_px)
-    labels = np.where(film, n_lath + pk_pag[packet], lath)
+    if p.block_tilt_deg > 0:  # variant scatter: each block a little off its ideal variant orientations
+        lath_blk = np.zeros(n_lath, np.int64)
+        lath_blk[lath.ravel()] = (packet * (n_band + 1) + block_id[packet, band]).ravel()
+        _, blk = np.unique(lath_blk, return_inverse=True)
+        tilt = _small_rotations(rng.normal(scale=p.block_tilt_deg / np.sqrt(3), size=(int(blk.max()) + 1, 3)))
+        lath_q = quat_multiply(tilt[blk], lath_q)
+    # retained austenite: irregular blocks, the top ra_frac share of a smooth random field that is raised
+    # near lath / block / packet boundaries (ADI's austenite sits between bainitic-ferrite sheaves)
+    # near lath / block / packet boundaries and elongated along the laths of each packet (the field is read
+    # in packet coordinates, its along-lath axis stretched by ra_elongation)
+    near = np.minimum(_boundary_distance(lath), 4.0) / 4.0
+    side = int(2 ** np.ceil(np.log2(2 * max(h, w) + 8)))
+    base = rng.normal(size=(side, side))
+    base = ndimage.gaussian_filter(base, p.ra_blob_px, mode="wrap")
+    base /= max(base.std(), 1e-12)
+    across = yy * np.cos(theta[packet]) + xx * np.sin(theta[packet])
+    along = (-yy * np.sin(theta[packet]) + xx * np.cos(theta[packet])) / max(p.ra_elongation, 1e-6)
+    offset = rng.uniform(0, side, (n_pk, 2))
+    field = ndimage.map_coordinates(base, [across + offset[packet, 0], along + offset[packet, 1]], order=1,
+                                    mode="grid-wrap")
+    score = field - p.ra_boundary_bias * near
+    ra = _top_share(score, p.ra_frac)
+    labels = np.where(ra, n_lath + pk_pag[packet], lath)
     all_q = np.concatenate([lath_q, parent])
     cent = _centroids(labels, n_lath + n_pag)
     q = _orientation_field(rng, labels, all_q, cent, p.gradient_deg_px, p.wobble_deg, p.wobble_px, p.noise_deg,
-                           p.noise_spread)
-    phase = np.where(film, FCC, BCC).astype(np.int8)
+                           p.noise_spread, _noise_multiplier(rng, labels, p))
+    phase = np.where(ra, FCC, BCC).astype(np.int8)
     iq_base = np.concatenate([rng.normal(p.iq_grain[0], p.iq_grain[1], n_lath),
                               rng.normal(p.iq_fcc, p.iq_grain[1], n_pag)])[labels]
     iq, phase = _iq_and_noise(rng, labels, phase, p, iq_base)
@@ -341,13 +415,15 @@ def synthesize_bainite(rng: np.random.Generator, p: BainiteParams = BainiteParam
     return OrientationMap(quat_normalize(q), phase, iq, 1.0, "synthetic bainite")
 
 
-def synthesize_map(phase: str, rng: np.random.Generator, params=None) -> OrientationMap:
-    """One synthetic orientation map of ``phase`` ("ferrite" or "bainite")."""
+def synthesize_map(phase: str, rng: np.random.Generator, params=None,
+                   shape: tuple[int, int] | None = None) -> OrientationMap:
+    """One synthetic orientation map of ``phase`` ("ferrite" or "bainite"); ``shape`` (H, W) overrides the
+    square ``params.map_px``."""
     p = params_for(phase) if params is None else params
     if phase == "ferrite":
-        return synthesize_ferrite(rng, p)
+        return synthesize_ferrite(rng, p, shape)
     if phase == "bainite":
-        return synthesize_bainite(rng, p)
+        return synthesize_bainite(rng, p, shape)
     raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
 
 
@@ -356,21 +432,46 @@ def _map_rng(phase: str, seed: int, index: int) -> np.random.Generator:
 
 
 def _patches_of_map(args) -> np.ndarray:
-    phase, seed, index, params, size = args
+    phase, seed, index, params, size, map_shapes = args
     rng = _map_rng(phase, seed, index)
+    if map_shapes:
+        # edge statistics of a real dataset: a map of one of its source sizes (drawn by their patch counts),
+        # every centre grain taken, windows past the edge padded exactly as in an import
+        weights = np.array([wt for _, wt in map_shapes], float)
+        shape = map_shapes[int(rng.choice(len(map_shapes), p=weights / weights.sum()))][0]
+        omap = synthesize_map(phase, rng, params, shape)
+        return extract_patches(omap, size=size, phases=(BCC,), interior_only=False,
+                               max_patches=params.patches_per_map, rng=rng)
     omap = synthesize_map(phase, rng, params)
     return extract_patches(omap, size=size, phases=(BCC,), interior_only=True,
                            max_patches=params.patches_per_map, rng=rng)
 
 
+def map_shapes_like(path: str) -> list[tuple[tuple[int, int], float]]:
+    """((H, W), patch count) of every source map of an imported dataset file (its ``meta["maps"]``)."""
+    from .dataset import load_dataset
+
+    maps = load_dataset(path).meta.get("maps") or []
+    out = [((int(m["shape"][0]), int(m["shape"][1])), float(m.get("patches", 1))) for m in maps
+           if m.get("shape") and m.get("patches", 1) > 0]
+    if not out:
+        raise ValueError(f"{path}: the dataset records no source map sizes (make it with `qgan data import`)")
+    return out
+
+
 def synth_patches(phase: str, count: int, seed: int = 0, params=None, workers: int | None = None,
-                  size: int = 60, progress: bool = False) -> np.ndarray:
+                  size: int = 60, progress: bool = False,
+                  map_shapes: list[tuple[tuple[int, int], float]] | None = None) -> np.ndarray:
     """``count`` synthetic patches uint8 (count, 5, size, size) of ``phase``; deterministic by ``seed``.
 
     Maps ``0, 1, 2, ...`` are generated from ``SeedSequence([seed, phase, map index])`` and their patches
     concatenated in map order until ``count`` are reached, so the result does not depend on ``workers``
     (processes, forked; default ``$QGAN_DATA_WORKERS`` or 1, so library callers such as a Ray trial never
     fork unless asked; ``qgan data synth`` uses every CPU for large counts).
+
+    ``map_shapes``: ((H, W), weight) pairs (see :func:`map_shapes_like`): each map is made at one of these
+    sizes and gives all its centre grains with edge padding, as an import of real maps of those sizes does;
+    default: square ``params.map_px`` maps, interior windows only.
     """
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
@@ -378,7 +479,11 @@ def synth_patches(phase: str, count: int, seed: int = 0, params=None, workers: i
         raise ValueError(f"count must be a non-negative integer, got {count!r}")
     count = int(count)
     params = params_for(phase) if params is None else params
-    if params.map_px < size:
+    if map_shapes:
+        map_shapes = [((int(h), int(w)), float(wt)) for (h, w), wt in map_shapes]
+        if any(max(sh) < size for sh, _ in map_shapes) or any(min(sh) < 1 for sh, _ in map_shapes):
+            raise ValueError(f"patch size {size} is larger than a map size in map_shapes {map_shapes}")
+    elif params.map_px < size:
         raise ValueError(f"patch size {size} is larger than the synthetic map ({params.map_px} px)")
     if workers is None:
         env = os.environ.get("QGAN_DATA_WORKERS")
@@ -399,7 +504,7 @@ def synth_patches(phase: str, count: int, seed: int = 0, params=None, workers: i
         while filled < count:
             est = max(1, int(np.ceil((count - filled) / max(params.patches_per_map * 0.8, 1))))
             batch = min(est, 4 * max(workers, 1)) if pool else 1
-            jobs = [(phase, seed, index + k, params, size) for k in range(batch)]
+            jobs = [(phase, seed, index + k, params, size, map_shapes) for k in range(batch)]
             results = pool.map(_patches_of_map, jobs) if pool else [_patches_of_map(j) for j in jobs]
             index += batch
             for r in results:

@@ -273,7 +273,7 @@ class EmulatorState:
             circuits = [self._check_circuit((c or {}).get("circuit"), qubits, gateset, f"input.circuits[{i}]")
                         for i, c in enumerate(items)]
             names = [(c or {}).get("name") for c in items]
-        shots = int(body.get("shots") or 100)
+        shots = int(body["shots"]) if body.get("shots") is not None else 100  # the documented default
         if not 1 <= shots <= self.config.max_shots:
             raise ValueError(f"shots must be 1..{self.config.max_shots}")
         backend = str(body.get("backend") or body.get("target") or "simulator")

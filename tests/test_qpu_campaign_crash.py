@@ -66,7 +66,8 @@ def _kill_mid_run(proc: subprocess.Popen, run: Path, results_before_kill: int = 
         os.killpg(pgid, signal.SIGKILL)  # our own process group, by its id
     recs = _ledger(run)
     return {"results": sum(r["type"] == "result" for r in recs),
-            "intents": sum(r["type"] == "intent" for r in recs)}
+            "intents": sum(r["type"] == "intent" for r in recs),
+            "in_flight": sum(r["type"] == "submitted" for r in recs) - sum(r["type"] == "result" for r in recs)}
 
 
 def _finish(args: list[str], log: Path, temp: str) -> int:
@@ -78,7 +79,7 @@ def _finish(args: list[str], log: Path, temp: str) -> int:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _check_run(run: Path, budget: int, log: Path) -> dict:
+def _check_run(run: Path, budget: int, log: Path, from_checkpoint: bool) -> dict:
     summaries = {p.parent.name: json.loads(p.read_text()) for p in run.glob("trials/*/summary.json")}
     assert len(summaries) == 2 and all(s["status"] == "completed" for s in summaries.values()), \
         (summaries, log.read_text()[-4000:])
@@ -90,7 +91,10 @@ def _check_run(run: Path, budget: int, log: Path) -> dict:
     assert used["starts"] >= 1  # the gateway really started again on the same ledger
     qcbm = next(t for t in summaries if "-qcbm-" in t)
     attempts = [json.loads(line) for line in (run / "trials" / qcbm / "attempts.jsonl").read_text().splitlines()]
-    assert any(a["kind"] == "resume" for a in attempts)  # the QCBM trial continued from a checkpoint
+    starts = [a["kind"] for a in attempts if a["kind"] in ("start", "resume")]
+    assert len(starts) == 2 and (starts[1] == "resume") == from_checkpoint, attempts  # it ran again after the kill
+    intents = sum(1 for r in _ledger(run) if r["type"] == "intent")
+    assert intents == used["jobs"] == 9  # 1 + 2 x (3 + 1) jobs: the replayed requests were answered by the ledger
     assert len(record["starts"]) == 2 and "--resume" in record["starts"][1]["argv"]
     text = log.read_text()
     assert TOKEN not in text and not any(TOKEN in p.read_text(errors="replace") for p in run.rglob("*.json*"))
@@ -105,13 +109,14 @@ def test_kill9_of_the_driver_then_resume_keeps_the_budget_against_an_api_that_ou
         first = ["--preset", "smoke", "--phase", "ferrite", "--backend", "ionq", "--url", emu.url, "--storage",
                  str(tmp_path / "runs"), "--name", "crash", "--budget-shots", str(SMOKE_FERRITE_SHOTS),
                  "--max-jobs-per-minute", "600", "--poll-interval", "0.2", "--max-failures", "1"]
-        at_kill = _kill_mid_run(_campaign(first, log, temp), run)
+        at_kill = _kill_mid_run(_campaign(first, log, temp), run, results_before_kill=6)  # after epoch 1
         rc = _finish(["--storage", str(tmp_path / "runs"), "--name", "crash", "--resume"], log, temp)
         stats = fetch_stats(emu.url, TOKEN)
     assert rc == 0, log.read_text()[-4000:]
-    used = _check_run(run, SMOKE_FERRITE_SHOTS, log)
+    used = _check_run(run, SMOKE_FERRITE_SHOTS, log, from_checkpoint=True)
     assert stats["duplicates"] == {} and stats["counters"]["submitted"] == used["jobs"]
-    print(f"acceptance (IonQ-like API): killed after {at_kill['results']} of {used['jobs']} jobs; shots committed "
+    print(f"acceptance (IonQ-like API): killed after {at_kill['results']} of {used['jobs']} jobs "
+          f"({at_kill['in_flight']} in flight); shots committed "
           f"{used['used_shots']} of budget {SMOKE_FERRITE_SHOTS}; API submissions {stats['counters']['submitted']} "
           f"for {used['jobs']} jobs ({used['circuits']} circuits); duplicates {len(stats['duplicates'])}")
 
@@ -126,12 +131,13 @@ def test_kill9_of_the_emulator_rehearsal_then_resume_keeps_the_budget_and_its_jo
     at_kill = _kill_mid_run(_campaign(first, log, temp), run)
     rc = _finish(["--storage", str(tmp_path / "runs"), "--name", "rehearsal", "--resume"], log, temp)
     assert rc == 0, log.read_text()[-4000:]
-    used = _check_run(run, SMOKE_FERRITE_SHOTS, log)
+    used = _check_run(run, SMOKE_FERRITE_SHOTS, log, from_checkpoint=False)  # killed inside epoch 1
     store = EmulatorState(EmulatorConfig(token="read-only", store_dir=str(run / "qpu" / "emulator")))
     stats = store.stats()
     store.close()
     assert stats["duplicates"] == {} and stats["jobs"] == used["jobs"]
     assert "lost on the API" not in log.read_text()
-    print(f"acceptance (emulator rehearsal): killed after {at_kill['results']} of {used['jobs']} jobs; shots "
+    print(f"acceptance (emulator rehearsal): killed after {at_kill['results']} of {used['jobs']} jobs "
+          f"({at_kill['in_flight']} in flight); shots "
           f"committed {used['used_shots']} of budget {SMOKE_FERRITE_SHOTS}; emulator jobs {stats['jobs']}; "
           f"duplicates {len(stats['duplicates'])}")

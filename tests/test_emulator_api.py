@@ -80,7 +80,7 @@ def test_emulator_requires_the_token_and_never_echoes_it():
         res = requests.get(emu.url.replace("/v0.4", "") + "/_emulator/stats", headers=_headers(wrong), timeout=10)
         assert res.status_code == 401
         ok = requests.post(emu.url + "/jobs", data=_job_body("x"), headers=_headers(), timeout=10)
-        assert ok.status_code == 200 and TOKEN not in ok.text
+        assert ok.status_code == 201 and TOKEN not in ok.text
         assert emu.state.counters["unauthorized"] == 3
 
 
@@ -90,7 +90,7 @@ def test_rate_limit_answers_429_with_retry_after():
         for i in range(3):
             res = requests.post(emu.url + "/jobs", data=_job_body(f"j{i}"), headers=_headers(), timeout=10)
             codes.append(res.status_code)
-        assert codes == [200, 200, 429]
+        assert codes == [201, 201, 429]
         assert res.headers["Retry-After"] == "7"
         stats = fetch_stats(emu.url, TOKEN)
         assert stats["submissions"] == {"j0": 1, "j1": 1}
@@ -101,13 +101,13 @@ def test_every_kth_request_fails_and_duplicate_submissions_are_counted():
     with Emulator(EmulatorConfig(token=TOKEN, latency=0.0, fault_every=3)) as emu:
         codes = [requests.post(emu.url + "/jobs", data=_job_body("same"), headers=_headers(), timeout=10).status_code
                  for _ in range(6)]
-        assert codes == [200, 200, 503, 200, 200, 503]
+        assert codes == [201, 201, 503, 201, 201, 503]
         stats = fetch_stats(emu.url, TOKEN)  # the stats request itself is not fault-injected
         assert stats["submissions"] == {"same": 4}
         assert stats["duplicates"] == {"same": 4}
 
 
-def test_cancel_listing_and_lookup_by_name():
+def test_cancel_listing_and_the_ids_filter():
     with Emulator(EmulatorConfig(token=TOKEN, latency=30.0)) as emu:
         ids = [requests.post(emu.url + "/jobs", data=_job_body(f"name-{i}"), headers=_headers(),
                              timeout=10).json()["id"] for i in range(3)]
@@ -125,7 +125,11 @@ def test_cancel_listing_and_lookup_by_name():
             if not cursor:
                 break
         assert seen == ["name-2", "name-1", "name-0"]
-        body = requests.get(emu.url + "/jobs", params={"name": "name-1"}, headers=_headers(), timeout=10).json()
+        body = requests.get(emu.url + "/jobs", params={"ids": [ids[0], ids[2]]}, headers=_headers(),
+                            timeout=10).json()
+        assert sorted(j["id"] for j in body["jobs"]) == sorted([ids[0], ids[2]])
+        body = requests.get(emu.url + "/jobs", params={"ids": f"{ids[1]},{ids[2]}", "status": "canceled"},
+                            headers=_headers(), timeout=10).json()
         assert [j["id"] for j in body["jobs"]] == [ids[1]]
 
 
@@ -145,7 +149,7 @@ def test_module_runs_as_a_server_on_the_given_port(tmp_path):
         assert f"127.0.0.1:{port}/v0.4" in line and TOKEN not in line
         url = f"http://127.0.0.1:{port}/v0.4"
         res = requests.post(url + "/jobs", data=_job_body("cli"), headers=_headers(), timeout=10)
-        assert res.status_code == 200
+        assert res.status_code == 201
         deadline = time.time() + 10
         while not counters.exists() and time.time() < deadline:
             time.sleep(0.05)

@@ -137,8 +137,8 @@ class _DiesMidSubmit:
         self.inner = IonQConnection(url=url)
         self.hang = threading.Event()
 
-    def submit(self, circuit, shots, name):
-        self.inner.submit(circuit, shots, name)
+    def submit(self, circuit, shots, name, debias=None):
+        self.inner.submit(circuit, shots, name, debias=debias)
         self.hang.wait()  # the response is lost with the process
         raise RuntimeError("unreachable")
 

@@ -129,8 +129,12 @@ def test_smoke_qpu_campaign_runs_end_to_end_on_the_emulator(ray_session, tmp_pat
     records = [json.loads(line) for line in (run / "qpu" / "ledger.jsonl").read_text().splitlines()]
     submitted = [r["job"] for r in records if r["type"] == "submitted"]
     results = [r for r in records if r["type"] == "result"]
-    assert len(submitted) == len(set(submitted)) == plan["circuits"]
-    assert len(results) == plan["circuits"] and all(r["status"] == "completed" for r in results)
+    # an SPSA iteration's 2 circuits are one multi-circuit job: 1 + 2 x (3 + 1) jobs
+    assert plan["jobs"] == 9 and len(submitted) == len(set(submitted)) == plan["jobs"]
+    assert len(results) == plan["jobs"] and all(r["status"] == "completed" for r in results)
+    assert sum(r["circuits"] for r in results) == plan["circuits"]
+    qpu = json.loads(next(run.glob("trials/*-qcbm-*/qpu.json")).read_text())
+    assert qpu["jobs"] == 9 and qpu["circuits"] == plan["circuits"] and qpu["debias"] == [False]
     leaks = [p for p, text in _files_text(str(tmp_path)) if TOKEN in text]
     assert leaks == [] and TOKEN not in captured.out + captured.err
 
@@ -148,6 +152,9 @@ def test_starting_a_campaign_gateway_again_with_a_new_budget_replaces_it_on_the_
         assert ray.get(gw.submit.remote("a", "t", 10, circuits=[circ], qubits=1))["status"] == "pending"
         assert ray.get(gw.submit.remote("b", "t", 10, circuits=[circ], qubits=1))["status"] == "budget_exceeded"
         run = ray.get(gw.ping.remote())["run"]
+        # placed on the driver's node (hard node affinity): the key set where the campaign runs is the one it reads
+        node = ray.get(gw.__ray_call__.remote(lambda self: __import__("ray").get_runtime_context().get_node_id()))
+        assert node == ray.get_runtime_context().get_node_id()
         assert start_gateway(cfg) is not None and ray.get(gw.status.remote())["budget_shots"] == 10  # same: kept
         gw2 = start_gateway(GatewayConfig(**{**cfg.to_dict(), "budget_shots": 20}))
         st = ray.get(gw2.status.remote())

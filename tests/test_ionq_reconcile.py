@@ -52,7 +52,7 @@ class FakeAPI:
         self.jobs.append(job)
         return job
 
-    def submit(self, circuit, shots, name):
+    def submit(self, circuit, shots, name, debias=None):
         with self._lock:
             self.submitted.append(name)
             outcome = self.posts.pop(0) if self.posts else "ok"

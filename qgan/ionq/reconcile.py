@@ -47,16 +47,19 @@ class SubmissionFailed(IonQHTTPError):
 
 
 def adoptable(jobs: list[dict]) -> str | None:
-    """The id of the job to adopt among the API's jobs with one name: the earliest by ``request`` that has an id."""
+    """The id of the job to adopt among the API's jobs with one name: the earliest submitted (v0.4 ``submitted_at``,
+    v0.3 ``request``; then by id, so the choice does not depend on the listing's order) that has an id."""
+    from qgan.ionq.client import _job_time
+
     found = [j for j in jobs if j.get("id")]
     if not found:
         return None
-    found.sort(key=lambda j: str(j.get("request", "")))
+    found.sort(key=lambda j: (_job_time(j) if _job_time(j) is not None else float("inf"), str(j["id"])))
     return str(found[0]["id"])
 
 
 def submit_reconciled(conn: Any, circuit: Any, shots: int, name: str, *, since: float | None, attempts: int = 8,
-                      uncertain: bool = False,
+                      uncertain: bool = False, debias: bool | None = None,
                       before_post: Callable[[int], None] | None = None,
                       after_post: Callable[[IonQHTTPError | None], None] | None = None,
                       on_not_found: Callable[[], None] | None = None,
@@ -67,7 +70,8 @@ def submit_reconciled(conn: Any, circuit: Any, shots: int, name: str, *, since: 
     since: unix time from which the API's job listing is searched (when the job was first meant to be sent).
     attempts: at most this many tries at the API, POSTs and failed lookups together (at least one POST unless a
     lookup fails). uncertain: an earlier try's outcome is unknown (a restart found an ``attempt`` without an id):
-    look the job up before sending anything.
+    look the job up before sending anything. circuit: one circuit or a list (one multi-circuit job). debias: passed
+    to ``conn.submit`` when not None (explicit error mitigation).
     Hooks, all optional: ``before_post(n)`` before the n-th POST; ``after_post(error or None)`` after every POST;
     ``on_not_found()`` when a lookup shows the job does not exist; ``backoff(n, error)`` for every retriable POST
     error that will be retried and every failed lookup (record it); ``wait(n, error)`` before trying again after a
@@ -95,7 +99,9 @@ def submit_reconciled(conn: Any, circuit: Any, shots: int, name: str, *, since: 
             before_post(tries)
         error = None
         try:
-            return Submission(conn.submit(circuit, shots, name), adopted=False)
+            sent = conn.submit(circuit, shots, name) if debias is None else \
+                conn.submit(circuit, shots, name, debias=debias)
+            return Submission(sent, adopted=False)
         except IonQHTTPError as exc:
             error = exc
         finally:

@@ -12,8 +12,16 @@ One module per job (the rules the gateway enforces are in `sweeps.gateway.core`'
 """
 from __future__ import annotations
 
-from sweeps.gateway.config import DEFAULT_NAMESPACE, FINAL, BudgetExceeded, GatewayConfig, QPUJobFailed
-from sweeps.gateway.core import QPUGateway
+from sweeps.gateway.config import (
+    DEBIAS_MIN_SHOTS,
+    DEFAULT_NAMESPACE,
+    FINAL,
+    BudgetExceeded,
+    GatewayConfig,
+    GatewayUnavailable,
+    QPUJobFailed,
+)
+from sweeps.gateway.core import QPUGateway, ledger_summary
 from sweeps.gateway.ledger import Ledger
 from sweeps.gateway.limiter import SlidingWindowLimiter
 from sweeps.gateway.ray_client import (
@@ -27,7 +35,10 @@ from sweeps.gateway.ray_client import (
 __all__ = [
     "BudgetExceeded",
     "QPUJobFailed",
+    "GatewayUnavailable",
     "GatewayConfig",
+    "DEBIAS_MIN_SHOTS",
+    "ledger_summary",
     "DEFAULT_NAMESPACE",
     "FINAL",
     "Ledger",

@@ -10,9 +10,12 @@ circuit per vector (`Ansatz.to_native`), and submits each as one IonQ job under 
   window, stricter than a refilling bucket: it never bursts past the limit); attempts are timestamped in the
   ledger, so the limit holds across a gateway restart too.
 - **In-flight cap**: at most `max_in_flight` jobs submitted and not yet finished.
-- **Budget**: shots and estimated cost (price per 1-qubit and 2-qubit gate-shot + per job) are reserved when a
+- **Budget**: shots (per circuit: a job of k circuits x S shots spends k x S) and cost are reserved when a
   request is admitted; a request that would exceed either budget is refused whole, and the trial's backend raises
-  `BudgetExceeded` (nothing of that request is submitted).
+  `BudgetExceeded` (nothing of that request is submitted). The cost of a job is IonQ's estimate
+  (``price_source="api"``: ``GET /jobs/estimate``) or the price table (`GatewayConfig.table_cost`, with the
+  per-job minimum); each intent records its cost, its source and the currency. What is committed is rebuilt from
+  the ledger's intents at every start (`ledger_summary`), so spent shots survive any crash.
 - **Retries**: 429 and 5xx (and connection errors) are retried with exponential backoff and jitter, never sooner
   than ``Retry-After``; a 429 pauses all submissions (the limit is per account). Submissions follow
   `qgan.ionq.reconcile.submit_reconciled`, the policy `IonQBackend` uses too.
@@ -20,10 +23,11 @@ circuit per vector (`Ansatz.to_native`), and submits each as one IonQ job under 
   ``intent`` per job (with its circuit) are written before anything is submitted; an ``attempt`` before every POST;
   ``submitted`` with the remote id right after; ``result`` with the counts at the end. A restarted gateway
   (Ray restarts the actor: ``max_restarts=-1``, ``max_task_retries=-1``) replays the ledger: jobs with an id are
-  polled again, never resubmitted; a job with an attempt but no id (the POST may or may not have reached the API)
-  is first looked up by its client-side job name on the API and adopted if found; requests already answered are
-  answered again from the ledger. A caller that retries a request (same key) after a restart gets the original
-  jobs' results.
+  polled again, never resubmitted (one the API answers 404 for fails, its shots spent: the ledger shows it was
+  accepted); a job with an attempt but no id (the POST may or may not have reached the API) is first looked up by
+  its client-side job name on the API (the whole listing of the target, in whatever order) and adopted if found,
+  resubmitted only when the search was complete and found nothing; requests already answered are answered again
+  from the ledger. A caller that retries a request (same key) after a restart gets the original jobs' results.
 - **Secrets**: the token comes from ``$IONQ_API_KEY`` in the actor's environment; it is never written to the
   ledger, logs, results or exception messages (all messages go through `qgan.ionq.scrub`).
 
@@ -72,23 +76,36 @@ class _Stopping(Exception):
 # ------------------------------------------------------------------------------------------------ state
 @dataclass
 class _Job:
+    """One IonQ job: `circuits` (IonQ JSON instruction lists) of one request, from position `first` of it."""
+
     name: str
     request: str
     index: int
     shots: int
     qubits: int
-    circuit: list
-    n1q: int
-    n2q: int
+    circuits: list
+    gates: list            # [(n1q, n2q)] per circuit
     cost: float
     t_intent: float
+    first: int = 0
     state: str = "queued"        # queued | uncertain | submitted | completed | failed | canceled
     remote_id: str | None = None
     attempts: int = 0
-    counts: dict | None = None
+    counts: list | None = None   # [{index: count}] per circuit
+    children: list | None = None
     reason: str | None = None
     next_poll: float = 0.0
     poll_failures: int = 0
+
+    @property
+    def shots_total(self) -> int:
+        return self.shots * len(self.circuits)
+
+    @property
+    def never_accepted(self) -> bool:
+        """The ledger proves the API never accepted it (failed before any id, with a certain error)."""
+        return self.state == "failed" and self.remote_id is None and bool(self.reason) and \
+            self.reason.startswith("not submitted")
 
 
 @dataclass
@@ -99,6 +116,92 @@ class _Request:
     shots: int
     t: float
 
+
+def replay_ledger(records: list[dict]) -> dict[str, Any]:
+    """Rebuild the gateway's state from ledger records (older one-circuit-per-job records are read too).
+
+    Returns ``{"header", "jobs": {name: _Job}, "requests": {key: _Request}, "attempts": [t, ...], "starts",
+    "submitted_ids": {name: [id, ...]}, "refused"}``.
+    """
+    header = None
+    jobs: dict[str, _Job] = {}
+    requests: dict[str, _Request] = {}
+    attempts: list[float] = []
+    submitted_ids: dict[str, list[str]] = {}
+    starts = refused = 0
+    for r in records:
+        kind = r.get("type")
+        if kind == "header":
+            header = r
+        elif kind == "start":
+            starts += 1
+        elif kind == "refused":
+            refused += 1
+        elif kind == "request":
+            requests[r["key"]] = _Request(r["key"], r["trial"], list(r["jobs"]), int(r["shots"]), r["t"])
+        elif kind == "intent":
+            if "circuits" in r:
+                circuits, gates = r["circuits"], [tuple(g) for g in r["gates"]]
+            else:  # version 1: one circuit per job
+                circuits, gates = [r["circuit"]], [(int(r["n1q"]), int(r["n2q"]))]
+            jobs[r["job"]] = _Job(r["job"], r["request"], int(r["index"]), int(r["shots"]), int(r["qubits"]),
+                                  circuits, gates, float(r["cost"]), float(r["t"]), int(r.get("first", r["index"])))
+        elif kind == "attempt":
+            attempts.append(float(r["t"]))
+            if r["job"] in jobs and jobs[r["job"]].state == "queued":
+                jobs[r["job"]].state = "uncertain"
+        elif kind == "not_found":
+            if r["job"] in jobs and jobs[r["job"]].state == "uncertain":
+                jobs[r["job"]].state = "queued"
+        elif kind == "submitted":
+            attempts.append(float(r["t"]))  # when the POST returned (the limiter's reference point)
+            ids = submitted_ids.setdefault(r["job"], [])
+            if r["id"] not in ids:
+                ids.append(r["id"])
+            job = jobs.get(r["job"])
+            if job is not None:
+                job.state, job.remote_id = "submitted", r["id"]
+        elif kind == "result":
+            job = jobs.get(r["job"])
+            if job is not None:
+                job.state = r["status"]
+                counts = r.get("counts")
+                if isinstance(counts, dict):  # version 1
+                    counts = [counts] if counts else []
+                job.counts = [{int(k): int(v) for k, v in c.items()} for c in (counts or [])]
+                job.children = r.get("children")
+                job.reason = r.get("reason")
+    return {"header": header, "jobs": jobs, "requests": requests, "attempts": attempts, "starts": starts,
+            "submitted_ids": submitted_ids, "refused": refused}
+
+
+def committed(jobs: dict[str, _Job]) -> tuple[int, float]:
+    """Shots and cost committed by the jobs: every admitted job except those the API provably never accepted."""
+    shots, cost = 0, 0.0
+    for j in jobs.values():
+        if j.never_accepted:
+            continue
+        shots += j.shots_total
+        cost += j.cost
+    return shots, cost
+
+
+def ledger_summary(path: str) -> dict[str, Any]:
+    """What a ledger file says was spent: committed shots and cost, job and circuit counts, job states, the
+    settings of its last start, and jobs that got more than one remote id (double submissions: should be none)."""
+    st = replay_ledger(Ledger.read(path))
+    shots, cost = committed(st["jobs"])
+    states: dict[str, int] = {}
+    for j in st["jobs"].values():
+        states[j.state] = states.get(j.state, 0) + 1
+    settings = None
+    for r in Ledger.read(path):
+        if r.get("type") in ("header", "start") and isinstance(r.get("settings"), dict):
+            settings = r["settings"]
+    return {"used_shots": shots, "used_cost": round(cost, 6), "jobs": len(st["jobs"]),
+            "circuits": sum(len(j.circuits) for j in st["jobs"].values()), "states": states,
+            "requests": len(st["requests"]), "starts": st["starts"], "settings": settings,
+            "double_submitted": {k: v for k, v in st["submitted_ids"].items() if len(v) > 1}}
 
 
 class QPUGateway:
@@ -120,6 +223,7 @@ class QPUGateway:
         self._pause_until = 0.0
         self._stop = threading.Event()
         self._rng = random.Random()
+        self._estimates: dict[tuple, tuple[float, str]] = {}
         self.stats = {"resumed_polling": 0, "reconciled_found": 0, "reconciled_missing": 0, "retries_429": 0,
                       "retries_5xx": 0, "submitted": 0, "refused": 0, "restarts": 0}
         self.ledger_path = os.path.join(cfg.ledger_dir, "ledger.jsonl")
@@ -133,53 +237,27 @@ class QPUGateway:
 
     # ---------------------------------------------------------------------------------------------- replay
     def _replay(self, records: list[dict]) -> str:
-        run_id = None
-        attempts: list[float] = []
-        for r in records:
-            kind = r.get("type")
-            if kind == "header":
-                run_id = r["run"]
-                if r.get("campaign") != self.config.campaign:
-                    raise ValueError(f"ledger {self.ledger_path} belongs to campaign {r.get('campaign')!r}, "
-                                     f"not {self.config.campaign!r}")
-            elif kind == "start":
-                self.stats["restarts"] += 1
-            elif kind == "request":
-                self._requests[r["key"]] = _Request(r["key"], r["trial"], list(r["jobs"]), int(r["shots"]), r["t"])
-            elif kind == "intent":
-                self._jobs[r["job"]] = _Job(r["job"], r["request"], int(r["index"]), int(r["shots"]),
-                                            int(r["qubits"]), r["circuit"], int(r["n1q"]), int(r["n2q"]),
-                                            float(r["cost"]), float(r["t"]))
-            elif kind == "attempt":
-                attempts.append(float(r["t"]))
-                if r["job"] in self._jobs and self._jobs[r["job"]].state == "queued":
-                    self._jobs[r["job"]].state = "uncertain"
-            elif kind == "not_found":
-                if r["job"] in self._jobs and self._jobs[r["job"]].state == "uncertain":
-                    self._jobs[r["job"]].state = "queued"
-            elif kind == "submitted":
-                attempts.append(float(r["t"]))  # when the POST returned (the limiter's reference point)
-                job = self._jobs.get(r["job"])
-                if job is not None:
-                    job.state, job.remote_id = "submitted", r["id"]
-            elif kind == "result":
-                job = self._jobs.get(r["job"])
-                if job is not None:
-                    job.state = r["status"]
-                    job.counts = {int(k): int(v) for k, v in (r.get("counts") or {}).items()}
-                    job.reason = r.get("reason")
+        st = replay_ledger(records)
+        header = st["header"]
+        if header is not None and header.get("campaign") != self.config.campaign:
+            raise ValueError(f"ledger {self.ledger_path} belongs to campaign {header.get('campaign')!r}, "
+                             f"not {self.config.campaign!r}")
+        self._jobs, self._requests = st["jobs"], st["requests"]
+        self.stats["restarts"] = st["starts"] + (1 if header is not None else 0)
+        self.stats["refused"] = st["refused"]
+        attempts = st["attempts"]
         # A POST cut short by the crash may have reached the server at any time up to now.
         now = time.time()
         attempts += [now for j in self._jobs.values() if j.state == "uncertain"]
         self._limiter = SlidingWindowLimiter(self.config.max_jobs_per_period, self.config.period_s, attempts)
-        if run_id is not None:
-            self.stats["restarts"] += 1
-        if run_id is None:
+        settings = self.config.settings()
+        if header is None:
             run_id = uuid.uuid4().hex[:8]
             self.ledger.append({"type": "header", "campaign": self.config.campaign, "run": run_id,
-                                "t": time.time(), "version": 1})
+                                "t": time.time(), "version": 2, "settings": settings})
         else:
-            self.ledger.append({"type": "start", "t": time.time(), "pid": os.getpid()})
+            run_id = header["run"]
+            self.ledger.append({"type": "start", "t": time.time(), "pid": os.getpid(), "settings": settings})
         # Requeue unfinished work in the original (intent) order; submitted jobs go back to polling.
         for job in sorted(self._jobs.values(), key=lambda j: (j.t_intent, j.request, j.index)):
             if job.state in ("queued", "uncertain"):
@@ -209,14 +287,21 @@ class QPUGateway:
         shots = int(shots)
         if shots < 1:
             raise ValueError("shots must be >= 1")
-        built = self._build(ansatz, thetas, circuits, qubits)
         cfg = self.config
+        bad = cfg.check_debias(shots)
+        if bad:
+            return {"status": "failed", "reason": f"not submitted: {bad}"}
+        built = self._build(ansatz, thetas, circuits, qubits)
+        # Split into jobs of at most max_circuits_per_job circuits, each priced (API estimate or price table).
+        per = cfg.max_circuits_per_job
+        groups = [built[i:i + per] for i in range(0, len(built), per)]
+        priced = [self._price([(n1, n2) for _, _, n1, n2 in g], max(nq for _, nq, _, _ in g), shots) for g in groups]
         now = time.time()
         with self._cv:
             if key in self._requests:
                 return self._status_locked(key)
             need_shots = shots * len(built)
-            need_cost = sum(cfg.job_cost(n1, n2, shots) for _, _, n1, n2 in built)
+            need_cost = sum(c for c, _ in priced)
             used_shots, used_cost = self._used_locked()
             reason = None
             if cfg.budget_shots is not None and used_shots + need_shots > cfg.budget_shots:
@@ -229,16 +314,20 @@ class QPUGateway:
                 self.stats["refused"] += 1
                 self.ledger.append({"type": "refused", "request": key, "trial": trial, "reason": reason, "t": now})
                 return {"status": "budget_exceeded", "reason": reason}
-            names = [f"{cfg.campaign}.{self.run_id}/{key}/{i}" for i in range(len(built))]
+            names = [f"{cfg.campaign}.{self.run_id}/{key}/{i}" for i in range(len(groups))]
             recs: list[dict] = [{"type": "request", "key": key, "trial": trial, "jobs": names, "shots": shots,
-                                 "t": now}]
+                                 "circuits": len(built), "t": now}]
             jobs = []
-            for i, (instr, nq, n1, n2) in enumerate(built):
-                job = _Job(names[i], key, i, shots, nq, instr, n1, n2, cfg.job_cost(n1, n2, shots), now)
+            for i, (group, (cost, source)) in enumerate(zip(groups, priced)):
+                nq = max(q for _, q, _, _ in group)
+                job = _Job(names[i], key, i, shots, nq, [g[0] for g in group], [(n1, n2) for _, _, n1, n2 in group],
+                           cost, now, first=i * per)
                 jobs.append(job)
                 recs.append({"type": "intent", "job": job.name, "request": key, "trial": trial, "index": i,
-                             "hash": circuit_hash(instr, nq, shots), "shots": shots, "qubits": nq, "n1q": n1,
-                             "n2q": n2, "cost": job.cost, "circuit": instr, "t": now})
+                             "first": job.first, "hashes": [circuit_hash(c, nq, shots) for c in job.circuits],
+                             "shots": shots, "qubits": nq, "gates": [list(g) for g in job.gates],
+                             "debias": cfg.debias, "cost": cost, "cost_source": source, "currency": cfg.currency,
+                             "circuits": job.circuits, "t": now})
             self.ledger.append(*recs)  # durable before anything is queued
             self._requests[key] = _Request(key, trial, names, shots, now)
             for job in jobs:
@@ -267,10 +356,14 @@ class QPUGateway:
             for j in self._jobs.values():
                 states[j.state] = states.get(j.state, 0) + 1
             return {"campaign": self.config.campaign, "run": self.run_id, "used_shots": used_shots,
-                    "used_cost": round(used_cost, 6), "budget_shots": self.config.budget_shots,
-                    "budget_cost": self.config.budget_cost, "jobs": states, "requests": len(self._requests),
-                    "queued": len(self._queue), "in_flight": self._in_flight_locked(), "stats": dict(self.stats),
-                    "qpu_seconds": sum(qpu_seconds(j.n1q, j.n2q, j.shots) for j in self._jobs.values())}
+                    "used_cost": round(used_cost, 6), "currency": self.config.currency,
+                    "budget_shots": self.config.budget_shots, "budget_cost": self.config.budget_cost,
+                    "debias": self.config.debias, "max_circuits_per_job": self.config.max_circuits_per_job,
+                    "jobs": states, "circuits": sum(len(j.circuits) for j in self._jobs.values()),
+                    "requests": len(self._requests), "queued": len(self._queue),
+                    "in_flight": self._in_flight_locked(), "stats": dict(self.stats),
+                    "qpu_seconds": sum(qpu_seconds(n1, n2, j.shots) for j in self._jobs.values()
+                                       for n1, n2 in j.gates)}
 
     def shutdown(self) -> None:
         self._stop.set()
@@ -311,14 +404,29 @@ class QPUGateway:
             out.append((instr, nq, n1, n2))
         return out
 
+    def _price(self, gates: list[tuple[int, int]], qubits: int, shots: int) -> tuple[float, str]:
+        """(cost, source) of one job: IonQ's estimate when ``price_source="api"`` (cached per gate counts), else
+        the price table; the table too when the estimate fails, flagged in the source."""
+        cfg = self.config
+        table = cfg.table_cost(gates, shots)
+        if cfg.price_source != "api":
+            return table, "table"
+        n1, n2 = sum(g[0] for g in gates), sum(g[1] for g in gates)
+        key = (n1, n2, int(qubits), int(shots), cfg.debias)
+        if key in self._estimates:
+            return self._estimates[key]
+        try:
+            cost, unit = self._conn.estimate(n1, n2, qubits, shots, debias=cfg.debias)
+            source = "api" if not unit or unit.lower() == cfg.currency.lower() else f"api ({unit})"
+            out = (max(cost, cfg.job_minimum_debias if cfg.debias else cfg.job_minimum), source)
+        except (IonQHTTPError, AttributeError) as exc:
+            log.warning("gateway: cost estimate failed (%s); using the price table", scrub(exc))
+            return table, f"table (fallback: estimate failed: {scrub(exc)})"
+        self._estimates[key] = out
+        return out
+
     def _used_locked(self) -> tuple[int, float]:
-        shots, cost = 0, 0.0
-        for j in self._jobs.values():
-            if j.state == "failed" and j.remote_id is None and j.reason and j.reason.startswith("not submitted"):
-                continue  # never reached the API: nothing spent
-            shots += j.shots
-            cost += j.cost
-        return shots, cost
+        return committed(self._jobs)
 
     def _in_flight_locked(self) -> int:
         return sum(1 for j in self._jobs.values() if j.state == "submitted")
@@ -332,17 +440,20 @@ class QPUGateway:
         if failed:
             return {"status": "failed", "reason": f"job {failed[0].name} {failed[0].state}: {failed[0].reason}"}
         if all(j.state == "completed" for j in jobs):
-            return {"status": "completed", "counts": [{str(k): v for k, v in j.counts.items()} for j in jobs]}
+            return {"status": "completed",
+                    "counts": [{str(k): v for k, v in c.items()} for j in jobs for c in (j.counts or [])]}
         done = sum(j.state == "completed" for j in jobs)
         return {"status": "pending", "done": done, "total": len(jobs)}
 
-    def _record_result(self, job: _Job, status: str, counts: dict | None = None, reason: str | None = None):
+    def _record_result(self, job: _Job, status: str, counts: list | None = None, reason: str | None = None,
+                       children: list | None = None):
         reason = scrub(reason) if reason else None
         self.ledger.append({"type": "result", "job": job.name, "status": status, "id": job.remote_id,
-                            "counts": {str(k): v for k, v in (counts or {}).items()}, "reason": reason,
-                            "t": time.time()})
+                            "children": children or None, "circuits": len(job.circuits),
+                            "counts": [{str(k): v for k, v in c.items()} for c in (counts or [])],
+                            "reason": reason, "t": time.time()})
         with self._cv:
-            job.state, job.counts, job.reason = status, counts, reason
+            job.state, job.counts, job.reason, job.children = status, counts, reason, children or None
             self._cv.notify_all()
 
     def _sleep(self, seconds: float) -> bool:
@@ -400,7 +511,8 @@ class QPUGateway:
         """
         cfg = self.config
         try:
-            circuit = circuit_from_ionq_json(job.circuit, job.qubits, measure=True)
+            built = [circuit_from_ionq_json(c, job.qubits, measure=True) for c in job.circuits]
+            circuit = built[0] if len(built) == 1 else built  # a list: one multi-circuit job
         except Exception as exc:  # noqa: BLE001 - a bad circuit: fatal for this job only
             with self._cv:
                 self._queue.popleft()
@@ -409,6 +521,7 @@ class QPUGateway:
         try:
             sub = submit_reconciled(
                 self._conn, circuit, job.shots, job.name, since=job.t_intent, uncertain=job.state == "uncertain",
+                debias=cfg.debias,
                 attempts=cfg.max_submit_attempts - job.attempts,  # tries left (job.attempts: this job's POSTs so far)
                 before_post=lambda _: self._before_post(job), after_post=lambda error: self._after_post(job, error),
                 on_not_found=lambda: self._not_found(job), backoff=lambda n, exc: self._backoff(job, exc, n),
@@ -488,19 +601,23 @@ class QPUGateway:
         try:
             st = self._conn.status(job.remote_id)
             if st.status == "completed":
-                counts = self._conn.counts(st, job.shots)
-                self._record_result(job, "completed", counts=counts)
+                if len(job.circuits) == 1 and not st.children:
+                    counts = [self._conn.counts(st, job.shots)]
+                else:
+                    counts = self._conn.counts_list(st, job.shots, len(job.circuits))
+                self._record_result(job, "completed", counts=counts, children=st.children)
                 return
             if st.final:
-                failure = (st.raw.get("failure") or {})
-                self._record_result(job, st.status, reason=f"{failure.get('code', '')} {failure.get('error', '')}")
+                self._record_result(job, st.status, reason=st.failure_reason, children=st.children)
                 return
             job.poll_failures = 0
             job.next_poll = time.time() + cfg.poll_interval_s
         except IonQHTTPError as exc:
             job.poll_failures += 1
             if exc.status == 404 or (not exc.retriable and job.poll_failures > 3):
-                self._record_result(job, "failed", reason=f"lost on the API: {exc}")
+                # The ledger shows the API accepted it (it has an id): never resubmitted, its shots stay spent.
+                self._record_result(job, "failed", reason=f"lost on the API (accepted as {job.remote_id}; not "
+                                                          f"resubmitted, its shots count as spent): {exc}")
                 return
             job.next_poll = time.time() + backoff_delay(min(job.poll_failures, 10), cfg.poll_interval_s,
                                                         cfg.backoff_cap_s, exc.retry_after, self._rng)

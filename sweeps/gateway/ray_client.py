@@ -15,7 +15,7 @@ import numpy as np
 
 from qgan.ionq import expand_counts, scrub
 from qgan.quantum.backends import Backend
-from sweeps.gateway.config import BudgetExceeded, GatewayConfig, QPUJobFailed
+from sweeps.gateway.config import BudgetExceeded, GatewayConfig, GatewayUnavailable, QPUJobFailed
 from sweeps.gateway.core import QPUGateway
 
 
@@ -29,13 +29,17 @@ def start_gateway(config: GatewayConfig, detached: bool = False, namespace: str 
 
     A running gateway with different settings is replaced (it resumes from the ledger).
     The actor restarts after a crash (``max_restarts=-1``) and Ray retries calls that were in flight
-    (``max_task_retries=-1``); the new instance resumes from the ledger. The token must be in the actor's
-    environment ($IONQ_API_KEY on the node); it is never passed through Ray.
+    (``max_task_retries=-1``); the new instance resumes from the ledger. It is placed on the node of the process
+    that calls this (the campaign's driver: hard node affinity), so the token it reads ($IONQ_API_KEY in that
+    node's environment) is the one set where the campaign was launched; it is never passed through Ray.
     """
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    here = ray.get_runtime_context().get_node_id()
     opts: dict[str, Any] = dict(name=actor_name(config.campaign), get_if_exists=True, max_restarts=-1,
-                                max_task_retries=-1, max_concurrency=max_concurrency, num_cpus=0)
+                                max_task_retries=-1, max_concurrency=max_concurrency, num_cpus=0,
+                                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False))
     if namespace:
         opts["namespace"] = namespace
     if detached:
@@ -138,7 +142,7 @@ class GatewayBackend(Backend):
                     raise
                 failures += 1
                 if failures > self.max_unreachable:
-                    raise QPUJobFailed(f"QPU gateway of campaign {self.campaign!r} unreachable "
+                    raise GatewayUnavailable(f"QPU gateway of campaign {self.campaign!r} unreachable "
                                        f"({failures} tries): {scrub(exc)}") from None
                 self._handle = None
                 need_submit = True  # idempotent: re-admits nothing if the ledger has it

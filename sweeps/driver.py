@@ -1,13 +1,17 @@
 """Command line of the grid sweeps (`sweeps/ferrite.py`, `sweeps/bainite.py`): preset -> Ray Tune -> run dir.
 
-`ray.init()` attaches to the cluster named by `--address` / `RAY_ADDRESS` (set by `ray job submit`), else starts
-an embedded local Ray. Results: `<storage>/<name>/` holds Tune's layout and `trials/<trial_id>/` per trial
+Ray as `ray.init()` finds it: the cluster named by `--address` / `RAY_ADDRESS` (set by `ray job submit`), else a
+cluster started on this machine with `ray start`, else an embedded local Ray (`--local` forces the embedded one).
+The driver prints one progress line (a bar on a terminal; `sweeps.progress`), not Tune's per-trial boxes
+(`--verbose` brings those and Ray's INFO logs back). Results: `<storage>/<name>/` holds Tune's layout and `trials/<trial_id>/` per trial
 (config.json, epochs.parquet, summary.json), read by `python -m analysis RUN_DIR`.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -45,7 +49,16 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-failures", type=int, default=None,
                         help="retries per crashed trial, from its last checkpoint (default: the preset's)")
     parser.add_argument("--address", default=None,
-                        help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+                        help="Ray cluster address (default: $RAY_ADDRESS, else a cluster started here with "
+                             "`ray start`, else an embedded local Ray)")
+    parser.add_argument("--local", action="store_true",
+                        help="always start an embedded local Ray, even where a cluster is running")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Ray Tune's per-trial boxes and status tables and Ray's INFO logs, as well as "
+                             "the progress line")
+    parser.add_argument("--mlflow", default=None, metavar="URI",
+                        help="also log every trial to MLflow at this tracking URI (e.g. file:///path/mlruns or "
+                             "http://host:5000); needs the [mlflow] extra")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray")
     parser.add_argument("--ray-temp-dir", default=None, help="temp dir of the embedded local Ray")
 
@@ -94,6 +107,7 @@ def resolve_run(storage: str, name: str | None, prefix: str, resume: bool) -> tu
     """(storage, name) of the run: a new one, or with resume the named / latest existing one."""
     storage = normalize(storage)
     store = Store(storage)
+    store.check_writable()  # before Ray starts: an unwritable --storage is one line, not a traceback
     if name is None:
         if resume:
             runs = [d for d in store.list_dirs() if d.startswith(prefix + "-")]
@@ -113,17 +127,46 @@ def resolve_run(storage: str, name: str | None, prefix: str, resume: bool) -> tu
     return storage, name
 
 
+def running_cluster(temp_dir: str | None) -> str | None:
+    """The address `ray.init()` would attach to: RAY_ADDRESS, else the last `ray start` on this machine."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(None, temp_dir)
+    except Exception:  # a private helper of Ray: if it moves, fall back to an embedded Ray
+        return os.environ.get("RAY_ADDRESS") or None
+
+
+class _TokenNotice:
+    """Drops Ray's notice that a local cluster has token authentication on (a default, said at every start);
+    its warning that authentication is *off* still shows."""
+
+    def filter(self, record) -> bool:
+        return "Token authentication is enabled" not in record.getMessage()
+
+
 def init_ray(args: argparse.Namespace) -> bool:
-    """Attach to a cluster (--address / RAY_ADDRESS) or start an embedded Ray; True when embedded."""
+    """Attach to a cluster as `ray.init()` does (--address, RAY_ADDRESS, a local `ray start`) or, with none or
+    with --local, start an embedded Ray; True when embedded. A cluster that cannot be reached is one line."""
     import ray
 
-    address = args.address or os.environ.get("RAY_ADDRESS")
+    quiet = {} if getattr(args, "verbose", False) else {"logging_level": logging.WARNING}
+    address = None if getattr(args, "local", False) else (args.address or running_cluster(args.ray_temp_dir))
     if address:
-        ray.init(address=address, log_to_driver=True)
+        try:
+            ray.init(address=address, log_to_driver=True, **quiet)
+        except ConnectionError as exc:
+            raise ValueError(f"cannot attach to the Ray cluster at {address} ({exc}); start it, pass --address, "
+                             f"or --local for an embedded Ray (a stale cluster: `ray stop`)") from None
+        print(f"ray: attached to the cluster at {address}", flush=True)
         return False
     pythonpath = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH", "")) if p)
+    if not getattr(args, "verbose", False):
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TokenNotice())
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, _temp_dir=args.ray_temp_dir,
-             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **quiet)
+    print(f"ray: embedded, {ray.cluster_resources().get('CPU', 0):g} CPUs; if this driver is killed, "
+          f"`ray stop` ends the Ray processes it leaves", flush=True)
     return True
 
 
@@ -177,36 +220,117 @@ def run_grid(phase: str, argv: list[str] | None = None) -> int:
 
     from sweeps.trainable import make_trainable
 
+    print(f"results: {run_dir}\n  when done: python -m analysis {run_dir}\n  if interrupted: the same command "
+          f"with --resume --name {name}", flush=True)
     embedded = init_ray(args)
     try:
         check_resources(args, embedded)
         trainable = make_trainable(run_dir, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial)
         max_failures = preset.max_failures if args.max_failures is None else args.max_failures
-        if args.resume and tune.Tuner.can_restore(run_dir):
-            print(f"resuming {run_dir}", flush=True)
-            tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=True,
-                                       restart_errored=False)
-        else:
+        if not (args.resume and tune.Tuner.can_restore(run_dir)):
             store.write_text(json.dumps({"phase": phase, "preset": preset.name, "argv": sys.argv[1:],
                                          "trials": trials}, indent=2, default=str), "sweep.json")
-            tuner = tune.Tuner(
-                trainable,
-                param_space={"trial": tune.grid_search(trials)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent, reuse_actors=True,
-                                            trial_dirname_creator=trial_dirname,
-                                            trial_name_creator=trial_dirname),
-                run_config=tune.RunConfig(
-                    name=name, storage_path=storage,
-                    failure_config=tune.FailureConfig(max_failures=max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                    verbose=1),
-            )
-        results = tuner.fit()
+        results = fit_grid(trainable, trials, args, run_dir, max_failures=max_failures,
+                           max_concurrent=args.max_concurrent)
         ok = report(run_dir, trials, results)
     finally:
         if embedded:
             ray.shutdown()
     return 0 if ok else 1
+
+
+def fit_grid(trainable, trials: list[dict[str, Any]], args: argparse.Namespace, run_dir: str, *,
+             max_failures: int, max_concurrent: int | None = None, reuse_actors: bool = True):
+    """Run the grid `trials` on Ray Tune (a new run, or with --resume the run's own state) behind the progress
+    line and any --mlflow logger; returns Tune's ResultGrid. The one Tuner of the grid scripts and the QPU
+    campaign."""
+    from ray import tune
+
+    progress = make_progress(run_dir, trials)
+    callbacks = [progress, *tracking_callbacks(args, run_name(run_dir))]
+    verbose = tune_verbosity(args)
+    if args.resume and tune.Tuner.can_restore(run_dir):
+        print(f"resuming {run_dir}", flush=True)
+        with quiet_restore():
+            tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=True,
+                                       restart_errored=False)
+        refresh_run_config(tuner, callbacks, verbose)
+    else:
+        storage, name = run_dir.rstrip("/").rsplit("/", 1)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(trials)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=reuse_actors,
+                                        trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage,
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                callbacks=callbacks, verbose=verbose),
+        )
+    try:
+        return tuner.fit()
+    finally:
+        progress.close()
+
+
+def tune_verbosity(args: argparse.Namespace) -> int:
+    """Tune's own console output: silent by default (the progress line speaks), boxes and tables with --verbose.
+
+    Tune's newer output engine prints its experiment box, results path and TensorBoard hint even at verbose=0;
+    its legacy engine (RAY_AIR_NEW_OUTPUT=0, Ray's documented switch) is silent at 0.
+    """
+    if getattr(args, "verbose", False):
+        return 1
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    return 0
+
+
+def make_progress(run_dir: str, trials: list[dict[str, Any]]):
+    """The progress callback, counting epochs already finished in a resumed run from the trials' summaries."""
+    from sweeps.progress import SweepProgress
+    from sweeps.trainable import make_trial_config
+
+    total = {t["_trial_id"]: make_trial_config(t).epochs for t in trials}
+    done = {r["trial_id"]: int(r["epochs"]) for r in trial_statuses(run_dir, trials)
+            if r["status"] == "completed" and r["epochs"]}
+    return SweepProgress(total, done)
+
+
+def tracking_callbacks(args: argparse.Namespace, name: str) -> list:
+    """Experiment tracking callbacks (`--mlflow URI`: Ray Tune's MLflow logger, one MLflow run per trial)."""
+    uri = getattr(args, "mlflow", None)
+    if not uri:
+        return []
+    try:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+        import mlflow  # noqa: F401  (the callback imports it only at setup)
+    except ImportError:
+        raise ValueError("--mlflow needs MLflow: pip install 'qgan-sweeps[mlflow]'") from None
+    return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=name, save_artifact=False)]
+
+
+@contextlib.contextmanager
+def quiet_restore():
+    """While Tune restores a run it reads every trial's results so far and warns "Failed to fetch metrics" for each
+    trial that had started but not reported when the driver died (the usual state after a kill); those trials
+    simply run again, so the warning is dropped here, and only here."""
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def refresh_run_config(tuner, callbacks: list, verbose: int) -> None:
+    """A restored Tuner keeps the callbacks and verbosity pickled at the run's start; give it this driver's."""
+    local = getattr(tuner, "_local_tuner", None)
+    run_config = getattr(local, "_run_config", None)
+    if run_config is not None:
+        run_config.callbacks = callbacks
+        run_config.verbose = verbose
 
 
 def trial_statuses(run_dir: str, trials: list[dict[str, Any]], results=None) -> list[dict[str, Any]]:
@@ -239,21 +363,35 @@ def trial_statuses(run_dir: str, trials: list[dict[str, Any]], results=None) -> 
     return rows
 
 
+def run_name(run_dir: str) -> str:
+    return run_dir.rstrip("/").rsplit("/", 1)[-1]
+
+
+STATUS_FILE = "status.tsv"  # the whole per-trial table of the last driver run, beside sweep.json
+FAILED_SHOWN = 10
+
+
 def report(run_dir: str, trials: list[dict[str, Any]], results=None) -> bool:
-    """Print the status table, where the results are and the analysis command; True when all completed."""
+    """Print the trial counts, the failed trials (at most FAILED_SHOWN), where the results are and the analysis
+    command; the full table goes to `<run_dir>/status.tsv`. True when every trial completed."""
     rows = trial_statuses(run_dir, trials, results)
-    print()
-    print(f"{'trial_id':<48} {'tune':<10} {'status':<9} {'epochs':>6} {'mmd_final':>10}")
-    for r in rows:
-        mmd = f"{r['mmd_final']:.4g}" if isinstance(r["mmd_final"], (int, float)) else "-"
-        print(f"{r['trial_id']:<48} {r['tune']:<10} {r['status']:<9} {str(r['epochs'] or '-'):>6} {mmd:>10}")
-        if r["status"] == "failed" and r["reason"]:
-            print(f"{'':<4}reason: {r['reason']}")
+    cols = ("trial_id", "model", "n", "train_size", "update_every", "seed", "tune", "status", "epochs",
+            "mmd_final", "reason")
+    table = ["\t".join(cols)] + ["\t".join("" if r[c] is None else str(r[c]) for c in cols) for r in rows]
+    store = Store(run_dir)
+    store.write_text("\n".join(table) + "\n", STATUS_FILE)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
+    bad = [r for r in rows if r["status"] != "completed"]
     print()
-    print("trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    for r in bad[:FAILED_SHOWN]:
+        print(f"  {r['status']}: {r['trial_id']} after {r['epochs'] or 0} epochs"
+              + (f": {r['reason']}" if r["reason"] else ""))
+    if len(bad) > FAILED_SHOWN:
+        print(f"  ... and {len(bad) - FAILED_SHOWN} more")
+    print("trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+          + f" (table: {join(run_dir, STATUS_FILE)})")
     print(f"results: {run_dir}")
     if is_uri(run_dir):
         print("the per-trial files are on remote storage; copy the run locally first, e.g. "
@@ -261,6 +399,8 @@ def report(run_dir: str, trials: list[dict[str, Any]], results=None) -> bool:
         print("next: python -m analysis run")
     else:
         print(f"next: python -m analysis {run_dir}")
+    if bad:
+        print(f"continue the unfinished trials: the same command with --resume --name {run_name(run_dir)}")
     sys.stdout.flush()
     return counts.get("completed", 0) == len(rows)
 

@@ -342,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray (default: all)")
     r.add_argument("--address", default=None,
-                   help="Ray cluster address (default: $RAY_ADDRESS, else an embedded local Ray)")
+                   help="Ray cluster address (default: $RAY_ADDRESS, else a cluster started here with `ray start`, "
+                        "else an embedded local Ray)")
+    r.add_argument("--local", action="store_true", help="always start an embedded local Ray")
+    r.add_argument("--verbose", action="store_true", help="Ray Tune's per-trial boxes and Ray's INFO logs too")
+    r.add_argument("--mlflow", default=None, metavar="URI", help="also log every trial to MLflow at this URI")
     r.add_argument("--ray-temp-dir", default=None, help="temp dir of the embedded local Ray (default: Ray's)")
     return p
 
@@ -547,15 +551,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             url = emulator.url
             print(f"IonQ API emulator on {url} (job store {os.path.join(ledger_dir, 'emulator')})", flush=True)
         if not ray.is_initialized():
-            address = args.address or os.environ.get("RAY_ADDRESS")
-            if address:
-                ray.init(address=address)
-            else:
-                from sweeps.driver import REPO_ROOT
+            from sweeps.driver import init_ray
 
-                pythonpath = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH", "")) if p)
-                ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,
-                         _temp_dir=args.ray_temp_dir, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+            init_ray(args)
             started_ray = True
         factory = None
         campaign = f"{name}".replace("/", "-")
@@ -567,21 +565,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             tune.with_parameters(campaign_trial, run_dir=run_dir, threads=max(1, int(args.cpus_per_trial)),
                                  backend=factory),
             {"cpu": args.cpus_per_trial})
-        from sweeps.driver import report, trial_dirname
+        from sweeps.driver import fit_grid, report
 
-        if args.resume and tune.Tuner.can_restore(run_dir):
-            print(f"resuming {run_dir}", flush=True)
-            tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=True,
-                                       restart_errored=False)
-        else:
-            tuner = tune.Tuner(
-                trainable, param_space={"trial": tune.grid_search(trials)},
-                tune_config=tune.TuneConfig(reuse_actors=False, trial_dirname_creator=trial_dirname,
-                                            trial_name_creator=trial_dirname),
-                run_config=tune.RunConfig(name=name, storage_path=storage,
-                                          failure_config=tune.FailureConfig(max_failures=args.max_failures),
-                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1))
-        fitted = tuner.fit()
+        fitted = fit_grid(trainable, trials, args, run_dir, max_failures=args.max_failures, reuse_actors=False)
         ok = report(run_dir, trials, fitted)
         for r in fitted:  # one line per trial Tune saw crash (its traceback is in the trial's error file)
             if r.error:

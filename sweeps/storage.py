@@ -44,6 +44,19 @@ class Store:
         else:
             self.fs, self.base = None, self.root
 
+    def check_writable(self) -> None:
+        """ValueError (one line) unless a local root can be created and written; URIs are checked by their use."""
+        if self.uri:
+            return
+        probe = Path(self.root, f".write-test-{os.getpid()}")
+        try:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ValueError(f"cannot write to {self.root}: {exc.strerror or exc}; choose another --storage "
+                             f"(or set QGAN_RUNS_DIR)") from None
+
     def path(self, *parts: str) -> str:
         return join(self.root, *parts)
 

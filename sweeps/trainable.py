@@ -1,8 +1,9 @@
 """The Ray Tune function trainable: one QCBM-WGAN or Bernoulli-WGAN trial = one `qgan.train.run_trial` call.
 
-Per epoch it reports the epoch record (plus `qgan_trial_id` (METRIC_TRIAL_ID), `mmd_last`, `trial_status`) with `ray.tune.report(metrics, checkpoint=...)`
-whenever run_trial wrote a checkpoint; a restarted trial (crash retry, `--resume`) continues from
-`ray.tune.get_checkpoint()`. qgan's per-trial files go to `<run_dir>/trials/<trial_id>/` (config.json,
+Per epoch it reports the epoch record (plus `qgan_trial_id` (METRIC_TRIAL_ID), `mmd_last`, `trial_status`) with
+`ray.tune.report`. A restarted trial (crash retry, `--resume`) continues from the checkpoint in its trial folder
+(local / shared storage) or, on URI storage, from `ray.tune.get_checkpoint()`, which the trainable reports with
+every checkpoint run_trial writes. qgan's per-trial files go to `<run_dir>/trials/<trial_id>/` (config.json,
 epochs.parquet, summary.json, ...), plus `attempts.jsonl`, one line per start of the trainable.
 
 Config keys starting with `_` are sweep bookkeeping, stripped before `TrialConfig.from_dict`:
@@ -147,9 +148,11 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
     work = tempfile.mkdtemp(prefix=f"qgan-trial-{tid[:40]}-")
     out_dir = store.path(*rel) if not store.uri else os.path.join(work, tid)
     # Checkpoints. On a local/shared-filesystem storage run_trial writes them straight into
-    # trials/<id>/checkpoint/ (atomically): that copy is never older than the one Tune recorded, which matters
-    # when the driver died before Tune saved its state. Each one is also reported to Tune (ray.tune.report),
-    # which keeps its own copies; on a URI storage Tune's copy (ray.tune.get_checkpoint) is the only one.
+    # trials/<id>/checkpoint/ (atomically): that copy is never older than anything Tune could record, which
+    # matters when the driver died before Tune saved its state, and it is the only one (reporting it to Tune too
+    # would copy every checkpoint and force an experiment snapshot every `num_to_keep` checkpoints). On a URI
+    # storage each checkpoint is reported to Tune (ray.tune.report), whose copy (ray.tune.get_checkpoint) is
+    # the only one.
     ckpt_dir = store.path(*rel, "checkpoint") if not store.uri else os.path.join(work, "checkpoint")
     resumed_from, source = _epoch_of(ckpt_dir), "trial folder"
     if resumed_from is None:
@@ -180,6 +183,7 @@ def train_trial(config: dict[str, Any], *, run_dir: str, threads: int | None = N
         crash = (crash_at is not None and epoch == int(crash_at) and not store.exists(*rel, CRASH_MARKER))
         if checkpoint_dir:
             _write_meta(checkpoint_dir, epoch, tid)
+        if checkpoint_dir and store.uri:  # a local / shared-filesystem run keeps its checkpoint in the trial folder
             stage = os.path.join(work, f"report-{epoch}")
             shutil.copytree(checkpoint_dir, stage)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(stage))

@@ -4,7 +4,10 @@
     python sweeps/tune.py --preset smoke                      # 6 tiny trials, a minute or two on 2 CPUs
 
 Searches lr_g, lr_d, fd_eps, qcbm_lr, gp_lambda and width for the QCBM model with `OptunaSearch`, minimising the
-final MMD (`mmd_last`: the last evaluated MMD, i.e. the one at the last epoch). Writes
+final MMD (`mmd_last`: the last evaluated MMD, i.e. the one at the last epoch). Ray Tune's ASHA scheduler stops
+trials whose `mmd_last` trails the others at its rungs (epochs grace, grace*rf, ...; on by default except in the
+smoke preset, where every trial should run the whole code path; `--asha` / `--no-asha`); only trials that ran
+all their epochs compete for the best config. Writes
 `<run dir>/best_config.yaml` ({"config": {searched fields}, "value": ..., ...}), which the grid scripts take as
 `--base-config FILE`. Same storage / resources / --set flags as sweeps/ferrite.py.
 """
@@ -26,7 +29,8 @@ if __name__ == "__main__":  # run as a script: sweeps/ is first on sys.path, the
 import yaml  # noqa: E402
 
 from sweeps import presets as P  # noqa: E402
-from sweeps.driver import add_common_args, check_resources, init_ray, resolve_run, trial_dirname  # noqa: E402
+from sweeps.driver import (add_common_args, check_resources, init_ray, quiet_restore, refresh_run_config,  # noqa: E402
+                           resolve_run, tracking_callbacks, trial_dirname, tune_verbosity)
 from sweeps.storage import Store, join  # noqa: E402
 
 METRIC = "mmd_last"
@@ -78,7 +82,35 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trials to run (default: 6 for smoke, 40 for paper)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler")
     parser.add_argument("--out", default=None, help="also write the best config to this file (.yaml or .json)")
+    parser.add_argument("--asha", action=argparse.BooleanOptionalAction, default=None,
+                        help="early stopping with Ray Tune's ASHA scheduler on mmd_last (default: on, off for smoke)")
+    parser.add_argument("--grace-period", type=int, default=None, metavar="EPOCHS",
+                        help="ASHA: epochs every trial runs before it can be stopped (default: max(eval_every, "
+                             "epochs/8))")
+    parser.add_argument("--reduction-factor", type=float, default=3.0,
+                        help="ASHA: 1/rf of the trials at a rung go on to the next (default 3)")
     return parser
+
+
+def make_scheduler(args: argparse.Namespace, base: dict):
+    """ASHA on `mmd_last` over epochs (None when off). Rungs start at the grace period, which is at least one
+    evaluation interval so that every trial has an MMD when it is first compared."""
+    use = args.asha if args.asha is not None else args.preset != "smoke"
+    if not use:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    from sweeps.trainable import make_trial_config
+
+    cfg = make_trial_config({**base, "lr_g": 1e-4, "lr_d": 1e-4, "fd_eps": 0.1, "qcbm_lr": 0.1, "gp_lambda": 10.0,
+                             "width": 4})
+    grace = args.grace_period or max(cfg.eval_every, cfg.epochs // 8)
+    if not 1 <= grace <= cfg.epochs:
+        raise ValueError(f"--grace-period must be between 1 and the trials' {cfg.epochs} epochs, got {grace}")
+    if args.reduction_factor <= 1:
+        raise ValueError(f"--reduction-factor must be > 1, got {args.reduction_factor}")
+    return ASHAScheduler(time_attr="epoch", metric=METRIC, mode="min", max_t=cfg.epochs, grace_period=grace,
+                         reduction_factor=args.reduction_factor)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -90,7 +122,8 @@ def run(argv: list[str] | None = None) -> int:
     from sweeps.trainable import make_trial_config
 
     probe = {**base, "lr_g": 1e-4, "lr_d": 1e-4, "fd_eps": 0.1, "qcbm_lr": 0.1, "gp_lambda": 10.0, "width": 4}
-    make_trial_config(probe)  # a bad --set fails here, before anything is launched
+    probe_cfg = make_trial_config(probe)  # a bad --set fails here, before anything is launched
+    scheduler = make_scheduler(args, base)
     storage, name = resolve_run(args.storage, args.name, f"tune-{args.phase}-{args.preset}", args.resume)
     run_dir = join(storage, name)
 
@@ -98,35 +131,47 @@ def run(argv: list[str] | None = None) -> int:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
+    from sweeps.progress import SweepProgress
     from sweeps.trainable import make_trainable
 
     embedded = init_ray(args)
     try:
         check_resources(args, embedded)
         trainable = make_trainable(run_dir, cpus=args.cpus_per_trial, gpus=args.gpus_per_trial)
+        progress = SweepProgress({}, expected=num_samples, epochs_each=probe_cfg.epochs)
+        callbacks = [progress, *tracking_callbacks(args, name)]
+        verbose = tune_verbosity(args)
         if args.resume and tune.Tuner.can_restore(run_dir):
-            tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=True)
+            with quiet_restore():
+                tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=True)
+            refresh_run_config(tuner, callbacks, verbose)
         else:
             searcher = OptunaSearch(metric=METRIC, mode="min", seed=args.seed)
             max_conc = args.max_concurrent or 2
             tuner = tune.Tuner(
                 trainable,
                 param_space={**base, **search_space(args.preset)},
-                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples,
+                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
                                             max_concurrent_trials=max_conc, reuse_actors=True,
                                             trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
                 run_config=tune.RunConfig(name=name, storage_path=storage,
                                           failure_config=tune.FailureConfig(max_failures=args.max_failures or 1),
-                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=1),
+                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                          callbacks=callbacks, verbose=verbose),
             )
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        finally:
+            progress.close()
     finally:
         if embedded:
             ray.shutdown()
 
     done = [r for r in results if r.error is None and r.metrics and _finite(r.metrics.get(METRIC))
             and r.metrics.get("trial_status") == "completed"]
-    print(f"\n{len(results)} trials, {len(done)} completed with a finite {METRIC}")
+    stopped = [r for r in results if r.error is None and r.metrics and r.metrics.get("trial_status") == "running"]
+    print(f"\n{len(results)} trials, {len(done)} completed with a finite {METRIC}"
+          + (f", {len(stopped)} stopped early by ASHA" if stopped else ""))
     if not done:
         print("no trial completed: no best config", file=sys.stderr)
         return 1
@@ -164,11 +209,9 @@ def _finite(x) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return run(argv)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"sweeps: error: {exc}", file=sys.stderr)
-        return 2
+    from qgan.cli_errors import run_cli
+
+    return run_cli("sweeps", lambda: run(argv), interrupted="continue with --resume")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,10 @@ def run(argv: list[str] | None = None) -> int:
     probe = {**base, "lr_g": 1e-4, "lr_d": 1e-4, "fd_eps": 0.1, "qcbm_lr": 0.1, "gp_lambda": 10.0, "width": 4}
     probe_cfg = make_trial_config(probe)  # a bad --set fails here, before anything is launched
     scheduler = make_scheduler(args, base)
+    if not args.verbose:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" INFO line
     storage, name = resolve_run(args.storage, args.name, f"tune-{args.phase}-{args.preset}", args.resume)
     run_dir = join(storage, name)
 

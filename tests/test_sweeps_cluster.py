@@ -62,7 +62,7 @@ def local_cluster():
         up = subprocess.run(["bash", "cluster/local.sh", "start"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=180)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        yield {"address": f"http://127.0.0.1:{base + 1}", "env": env}
+        yield {"address": f"http://127.0.0.1:{base + 1}", "env": env, "temp_dir": temp_dir}
     finally:
         subprocess.run(["bash", "cluster/local.sh", "stop"], cwd=ROOT, env=env, capture_output=True, timeout=60)
         procs.stop(temp_dir, grace=1)  # in case the script could not run
@@ -71,7 +71,8 @@ def local_cluster():
 
 
 @pytest.mark.slow
-def test_ray_job_submit_runs_the_smoke_sweep_on_a_local_cluster(local_cluster, tmp_path):
+def test_ray_job_submit_runs_the_smoke_sweep_on_a_local_cluster_and_a_direct_run_attaches_to_it(local_cluster,
+                                                                                                 tmp_path):
     env, address = local_cluster["env"], local_cluster["address"]
     storage = tmp_path / "runs"
     cmd = [str(BIN / "ray"), "job", "submit", "--address", address, "--submission-id", "qgan-smoke",
@@ -112,3 +113,25 @@ def test_ray_job_submit_runs_the_smoke_sweep_on_a_local_cluster(local_cluster, t
         assert json.loads((d / "summary.json").read_text())["status"] == "completed"
         assert json.loads((d / "config.json").read_text())["trial_id"] == tid
         assert pd.read_parquet(d / "epochs.parquet")["epoch"].tolist() == [1, 2, 3, 4]
+
+    # run directly on the head machine, the script attaches to the running cluster as ray.init() does
+    # (its address file in the cluster's temp dir), and --local forces an embedded Ray instead
+    direct = [sys.executable, "sweeps/ferrite.py", "--storage", str(storage), "--ray-temp-dir",
+              local_cluster["temp_dir"], "--set", "models=bernoulli", "--set", "epochs=1"]
+    for o in OVERRIDES:
+        direct += ["--set", o]
+    attached = subprocess.run(direct + ["--name", "direct"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=240)
+    assert attached.returncode == 0, attached.stdout[-3000:] + attached.stderr[-3000:]
+    assert re.search(r"^ray: attached to the cluster at \S+:\d+$", attached.stdout, re.M), attached.stdout
+    [trial] = (storage / "direct" / "trials").iterdir()
+    assert json.loads((trial / "summary.json").read_text())["status"] == "completed"
+    embedded_dir = tempfile.mkdtemp(prefix="qge-", dir="/tmp")
+    try:
+        forced = subprocess.run(direct[:5] + [embedded_dir] + direct[6:] + ["--name", "forced", "--local",
+                                                                             "--num-cpus", "1"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    finally:
+        shutil.rmtree(embedded_dir, ignore_errors=True)
+    assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
+    assert "ray: embedded, 1 CPUs" in forced.stdout and "attached" not in forced.stdout

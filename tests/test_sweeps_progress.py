@@ -136,3 +136,27 @@ def test_a_sweep_prints_a_short_report_with_progress_and_the_next_command(tmp_pa
     assert any("trials 6/6 done, 0 running, 0 failed | epochs 18/18" in line for line in lines), text
     assert f"next: python -m analysis {run_dir}" in lines[-1]  # ... and the next command at the end
     assert "trials: 6 completed" in text and (run_dir / "status.tsv").read_text().count("\tcompleted\t") == 6
+
+
+@pytest.mark.slow
+def test_mlflow_flag_logs_every_trial_to_a_local_tracking_store(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    temp_dir = tempfile.mkdtemp(prefix="qgm-", dir="/tmp")
+    try:
+        out = _run(["--storage", str(tmp_path), "--name", "tracked", "--num-cpus", "2", "--ray-temp-dir", temp_dir,
+                    "--local", "--mlflow", uri, "--set", "n=2", "--set", "train_size=16", "--set", "seed=0",
+                    "--set", "update_every=1", "--set", "epochs=2", "--set", "qcbm_epochs=2", "--set", "width=2",
+                    "--set", "n_samples_saved=0", "--set", "eval_size=16"])
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("tracked")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_name.split("-")[1] for r in runs) == ["bernoulli", "qcbm"]
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "mmd")] == [1, 2]

@@ -32,3 +32,72 @@ def test_unparsable_set_value_is_one_line_naming_the_key(tmp_path):
     line = error_line(qgan(tmp_path, "train", "--set", "n=[1", "--out", tmp_path / "t", "--quiet"))
     assert "--set n: cannot parse value '[1'" in line
     assert not (tmp_path / "t").exists()
+
+
+def read_only_dir(path):
+    """A folder made read-only (0o500); skips the test where that does not stop writing (root)."""
+    path.mkdir()
+    path.chmod(0o500)
+    if os.access(path, os.W_OK):
+        path.chmod(0o700)
+        pytest.skip("running as root: a read-only folder is still writable")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ qgan train
+def test_resume_without_a_checkpoint_is_refused_and_starts_nothing(tmp_path):
+    line = error_line(qgan(tmp_path, "train", "--resume", "--out", "NEWDIR", "--quiet"))
+    assert "NEWDIR: no checkpoint to resume" in line and "run without --resume" in line
+    assert not (tmp_path / "NEWDIR").exists()
+
+
+def test_resume_of_a_trial_with_a_config_but_no_checkpoint_points_to_that_config(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text('{"n": 3}')
+    line = error_line(qgan(tmp_path, "train", "--resume", "--out", "old", "--quiet"))
+    assert "old: no checkpoint to resume" in line and "--config old/config.json" in line
+    assert os.listdir(tmp_path / "old") == ["config.json"]
+
+
+CONFIGS = {  # file name, content, what the error says
+    "missing": ("missing.yaml", None, "no such config file"),
+    "folder": ("folder.yaml", "DIR", "is a folder"),
+    "binary": ("binary.yaml", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8 text"),
+    "not json": ("c.json", "{n: 3", "not valid JSON (line 1, column 2"),
+    "not yaml": ("c.yaml", "n: [3\n", "not valid YAML (line 2, column 1"),
+    "not a mapping": ("c.yaml", "just some words\n", "it reads as plain text"),
+    "unknown field": ("c.yaml", "n: 3\nlambda: 2\n", "unknown config key(s): lambda"),
+    "bad value": ("c.yaml", "n: 99\n", "n must lie in 1..26"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_bad_config_file_names_the_file_and_the_problem(tmp_path, case):
+    name, content, needle = CONFIGS[case]
+    if content == "DIR":
+        (tmp_path / name).mkdir()
+    elif isinstance(content, bytes):
+        (tmp_path / name).write_bytes(content)
+    elif content is not None:
+        (tmp_path / name).write_text(content)
+    line = error_line(qgan(tmp_path, "train", "--config", name, "--out", "t", "--quiet"))
+    assert line.startswith(f"qgan: error: {name}: ") and needle in line, line
+    assert not (tmp_path / "t").exists()
+
+
+def test_bad_set_value_is_blamed_on_set_not_on_the_config_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("n: 3\n")
+    line = error_line(qgan(tmp_path, "train", "--config", "c.yaml", "--set", "n=abc", "--out", "t", "--quiet"))
+    assert line == "qgan: error: --set: n must be an integer, got 'abc'"
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    line = error_line(qgan(tmp_path, "train", "--out", "afile", "--quiet"))
+    assert line == "qgan: error: afile: is a file; --out must be a folder"
+
+
+def test_unwritable_out_is_refused_before_training(tmp_path):
+    read_only_dir(tmp_path / "ro")
+    line = error_line(qgan(tmp_path, "train", "--out", "ro/trial", "--quiet"))
+    assert "ro/trial: cannot write the trial there" in line and str(tmp_path / "ro") in line

@@ -101,3 +101,26 @@ def test_unwritable_out_is_refused_before_training(tmp_path):
     read_only_dir(tmp_path / "ro")
     line = error_line(qgan(tmp_path, "train", "--out", "ro/trial", "--quiet"))
     assert "ro/trial: cannot write the trial there" in line and str(tmp_path / "ro") in line
+
+
+# ------------------------------------------------------------------------------------------------- qgan data
+BINARY = bytes(range(256)) * 8 + b"\x89PNG\r\n\x1a\n"  # NULs, control bytes, invalid UTF-8
+
+
+@pytest.mark.parametrize("command, name", [("import", "map.txt"), ("import", "map.ang"), ("stats", "map.ctf")])
+def test_binary_map_is_not_a_text_ebsd_map_and_its_bytes_are_not_printed(tmp_path, command, name):
+    (tmp_path / name).write_bytes(BINARY)
+    args = ["data", command, name] + (["--label", "x", "--out", "o.npz"] if command == "import" else [])
+    line = error_line(qgan(tmp_path, *args))
+    assert line == (f"qgan: error: {name}: not a text EBSD map (the file holds binary data); expected a text .ang, "
+                    ".ctf or .txt export")
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_unreadable_map_is_named(tmp_path):
+    (tmp_path / "map.ang").write_text("# header\n1 2 3 4 5 6 7 8\n")
+    (tmp_path / "map.ang").chmod(0)
+    if os.access(tmp_path / "map.ang", os.R_OK):
+        pytest.skip("running as root: an unreadable file is still readable")
+    line = error_line(qgan(tmp_path, "data", "import", "map.ang", "--label", "x", "--out", "o.npz"))
+    assert line == "qgan: error: map.ang: cannot read the file (permission denied)"

@@ -18,7 +18,7 @@ def _load_config_file(path: str) -> dict[str, Any]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such config file")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"{path}: is a folder, not a config file")
+        raise IsADirectoryError(f"{path}: is a directory, not a config file")
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -77,14 +77,14 @@ def build_config(args) -> "Any":
 def _check_out_dir(out: str) -> None:
     """--out must be a folder that exists or can be created, and be writable (checked before any work)."""
     if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"{out}: is a file; --out must be a folder")
+        raise ValueError(f"{out}: is a file; --out must be a directory")
     parent = os.path.abspath(out)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        raise ValueError(f"{out}: cannot create the folder ({parent} is a file)")
+        raise ValueError(f"{out}: cannot create the directory ({parent} is a file)")
     if not os.access(parent, os.W_OK | os.X_OK):
-        where = "the folder" if parent == os.path.abspath(out) else f"its parent folder {parent}"
+        where = "the directory" if parent == os.path.abspath(out) else f"its parent directory {parent}"
         raise PermissionError(f"{out}: cannot write the trial there ({where} is not writable)")
 
 

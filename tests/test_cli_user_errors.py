@@ -61,7 +61,7 @@ def test_resume_of_a_trial_with_a_config_but_no_checkpoint_points_to_that_config
 
 CONFIGS = {  # file name, content, what the error says
     "missing": ("missing.yaml", None, "no such config file"),
-    "folder": ("folder.yaml", "DIR", "is a folder"),
+    "folder": ("folder.yaml", "DIR", "is a directory, not a config file"),
     "binary": ("binary.yaml", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8 text"),
     "not json": ("c.json", "{n: 3", "not valid JSON (line 1, column 2"),
     "not yaml": ("c.yaml", "n: [3\n", "not valid YAML (line 2, column 1"),
@@ -94,7 +94,7 @@ def test_bad_set_value_is_blamed_on_set_not_on_the_config_file(tmp_path):
 def test_out_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "afile").write_text("x")
     line = error_line(qgan(tmp_path, "train", "--out", "afile", "--quiet"))
-    assert line == "qgan: error: afile: is a file; --out must be a folder"
+    assert line == "qgan: error: afile: is a file; --out must be a directory"
 
 
 def test_unwritable_out_is_refused_before_training(tmp_path):
@@ -124,3 +124,51 @@ def test_unreadable_map_is_named(tmp_path):
         pytest.skip("running as root: an unreadable file is still readable")
     line = error_line(qgan(tmp_path, "data", "import", "map.ang", "--label", "x", "--out", "o.npz"))
     assert line == "qgan: error: map.ang: cannot read the file (permission denied)"
+
+
+def test_unwritable_import_out_names_the_users_path_not_a_temp_file(tmp_path):
+    (tmp_path / "map.ang").write_bytes(b"")  # never read: the output is checked first
+    read_only_dir(tmp_path / "ro")
+    line = error_line(qgan(tmp_path, "data", "import", "map.ang", "--label", "x", "--out", "ro/o.npz"))
+    assert line == f"qgan: error: ro/o.npz: cannot write there (directory {tmp_path / 'ro'} is not writable)"
+    assert ".tmp" not in line
+
+
+@pytest.mark.parametrize("args", [["data", "import", "map.ang", "--label", "x", "--out", "o.npz"],
+                                  ["data", "synth", "--phase", "ferrite", "--count", "2", "--out", "o.npz"]])
+def test_out_that_is_a_directory_names_the_users_path_not_a_temp_file(tmp_path, args):
+    (tmp_path / "map.ang").write_bytes(b"")
+    (tmp_path / "o.npz").mkdir()
+    line = error_line(qgan(tmp_path, *args))
+    assert line == "qgan: error: o.npz: is a directory; the output must be a file"
+
+
+NPZ = {  # file name, content, what the error says
+    "missing": ("missing.npz", None, "no such"),
+    "directory": ("d.npz", "DIR", "is a directory, not a dataset .npz"),
+    "not a zip": ("junk.npz", b"junk\n", "not a dataset .npz (not a zip archive)"),
+}
+
+
+@pytest.mark.parametrize("case", list(NPZ))
+@pytest.mark.parametrize("command", ["show", "stats", "synth --edges-like", "train data_source"])
+def test_bad_dataset_npz_is_one_line_naming_the_file(tmp_path, case, command):
+    name, content, needle = NPZ[case]
+    if content == "DIR":
+        (tmp_path / name).mkdir()
+    elif content is not None:
+        (tmp_path / name).write_bytes(content)
+    args = {"show": ["data", "show", name, "--out", "m.png"],
+            "stats": ["data", "stats", name],
+            "synth --edges-like": ["data", "synth", "--phase", "ferrite", "--count", "2", "--edges-like", name,
+                                   "--out", "o.npz"],
+            "train data_source": ["train", "--set", f"data_source={name}", "--set", "epochs=1", "--out", "t",
+                                  "--quiet"]}[command]
+    line = error_line(qgan(tmp_path, *args))
+    assert line.startswith(f"qgan: error: {name}: ") and needle in line, line
+    assert not (tmp_path / "m.png").exists() and not (tmp_path / "o.npz").exists()
+
+
+def test_calibrate_with_a_missing_maps_directory_names_it(tmp_path):
+    line = error_line(qgan(tmp_path, "data", "calibrate", "--shared-dir", "nowhere", "--quiet"))
+    assert line == "qgan: error: nowhere: no such directory of real EBSD maps (--shared-dir or $QGAN_SHARED_DIR)"

@@ -7,11 +7,16 @@ import sys
 
 
 def _check_out(path: str, ext: tuple[str, ...]) -> str:
+    """An output file path: right extension, not a folder, in an existing writable folder (checked before work)."""
     if not path.lower().endswith(ext):
         raise ValueError(f"{path}: output must end in {' or '.join(ext)}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a directory; the output must be a file")
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise FileNotFoundError(f"{path}: directory {d} does not exist")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: cannot write there (directory {d} is not writable)")
     return path
 
 
@@ -109,10 +114,13 @@ def _cmd_stats(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from .calibrate import calibration_table, format_table, write_table
+    from .calibrate import calibration_table, format_table, shared_ebsd_dir, write_table
 
     if args.out:
         _check_out(args.out, (".md", ".csv"))
+    maps_dir = shared_ebsd_dir(args.shared_dir)
+    if not os.path.isdir(maps_dir):
+        raise FileNotFoundError(f"{maps_dir}: no such directory of real EBSD maps (--shared-dir or $QGAN_SHARED_DIR)")
     rows = calibration_table(shared_dir=args.shared_dir, n_maps=args.maps, seed=args.seed, progress=not args.quiet)
     print(format_table(rows))
     if args.out:

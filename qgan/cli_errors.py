@@ -3,9 +3,8 @@
     sys.exit(run_cli("sweeps", lambda: run_grid(phase, argv), interrupted="continue with --resume"))
 
 A user error is anything the user can fix by changing the input: ValueError, FileNotFoundError,
-IsADirectoryError, PermissionError. It prints `<prog>: error: <message>` on stderr, always one line (a message of
-several lines is joined). With QGAN_DEBUG set in the environment the exception propagates instead, with its
-traceback. Never imports torch.
+IsADirectoryError, PermissionError. It prints `<prog>: error: <message>` on stderr. With QGAN_DEBUG set in the
+environment the exception propagates instead, with its traceback. Never imports torch.
 """
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ def run_cli(prog: str, fn: Callable[[], int | None], interrupted: str | None = N
     except USER_ERRORS as exc:
         if os.environ.get("QGAN_DEBUG"):
             raise
-        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted" + (f"; {interrupted}" if interrupted else ""), file=sys.stderr)

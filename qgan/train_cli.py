@@ -14,7 +14,7 @@ import yaml
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
-    """The TrialConfig fields of a YAML/JSON file; ValueError/FileNotFoundError naming the file otherwise."""
+    """The TrialConfig fields of a YAML/JSON file; a user error naming the file and the problem otherwise."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such config file")
     if os.path.isdir(path):
@@ -75,7 +75,7 @@ def build_config(args) -> "Any":
 
 
 def _check_out_dir(out: str) -> None:
-    """--out must be a folder that exists or can be created, and be writable (checked before any work)."""
+    """--out must be a directory that exists or can be created, and be writable (checked before any work)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"{out}: is a file; --out must be a directory")
     parent = os.path.abspath(out)

@@ -7,7 +7,7 @@ import sys
 
 
 def _check_out(path: str, ext: tuple[str, ...]) -> str:
-    """An output file path: right extension, not a folder, in an existing writable folder (checked before work)."""
+    """An output file: right extension, not a directory, in an existing writable directory (checked before work)."""
     if not path.lower().endswith(ext):
         raise ValueError(f"{path}: output must end in {' or '.join(ext)}")
     if os.path.isdir(path):

@@ -172,3 +172,15 @@ def test_bad_dataset_npz_is_one_line_naming_the_file(tmp_path, case, command):
 def test_calibrate_with_a_missing_maps_directory_names_it(tmp_path):
     line = error_line(qgan(tmp_path, "data", "calibrate", "--shared-dir", "nowhere", "--quiet"))
     assert line == "qgan: error: nowhere: no such directory of real EBSD maps (--shared-dir or $QGAN_SHARED_DIR)"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data", "show", "d.npz", "--out", "m.png", "--n", "0"], "--n must be positive, got 0"),
+    (["data", "calibrate", "--maps", "0", "--out", "m.md"], "--maps must be positive, got 0"),
+])
+def test_non_positive_counts_are_refused_instead_of_writing_an_empty_result(tmp_path, args, message):
+    from conftest import write_random_dataset
+
+    write_random_dataset(tmp_path / "d.npz", 2)
+    assert error_line(qgan(tmp_path, *args)) == f"qgan: error: {message}"
+    assert not (tmp_path / "m.png").exists() and not (tmp_path / "m.md").exists()

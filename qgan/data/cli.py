@@ -86,6 +86,8 @@ def _cmd_show(args) -> int:
     from .dataset import load_dataset
     from .plots import montage
 
+    if args.n < 1:
+        raise ValueError(f"--n must be positive, got {args.n}")
     _check_out(args.out, (".png", ".pdf", ".svg"))
     ds = load_dataset(args.file)
     if len(ds) == 0:
@@ -116,6 +118,8 @@ def _cmd_stats(args) -> int:
 def _cmd_calibrate(args) -> int:
     from .calibrate import calibration_table, format_table, shared_ebsd_dir, write_table
 
+    if args.maps < 1:
+        raise ValueError(f"--maps must be positive, got {args.maps}")
     if args.out:
         _check_out(args.out, (".md", ".csv"))
     maps_dir = shared_ebsd_dir(args.shared_dir)

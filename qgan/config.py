@@ -218,7 +218,8 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
-            raise ValueError(f"--set {key}: cannot parse value {raw!r}: {exc}") from None
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ValueError(f"--set {key}: cannot parse value {raw!r} ({problem})") from None
         out[key] = [_number(v) for v in value] if isinstance(value, list) else _number(value)
     return out
 

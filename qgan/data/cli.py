@@ -7,11 +7,16 @@ import sys
 
 
 def _check_out(path: str, ext: tuple[str, ...]) -> str:
+    """An output file: right extension, not a directory, in an existing writable directory (checked before work)."""
     if not path.lower().endswith(ext):
         raise ValueError(f"{path}: output must end in {' or '.join(ext)}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a directory; the output must be a file")
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise FileNotFoundError(f"{path}: directory {d} does not exist")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: cannot write there (directory {d} is not writable)")
     return path
 
 
@@ -81,6 +86,8 @@ def _cmd_show(args) -> int:
     from .dataset import load_dataset
     from .plots import montage
 
+    if args.n < 1:
+        raise ValueError(f"--n must be positive, got {args.n}")
     _check_out(args.out, (".png", ".pdf", ".svg"))
     ds = load_dataset(args.file)
     if len(ds) == 0:
@@ -109,10 +116,15 @@ def _cmd_stats(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from .calibrate import calibration_table, format_table, write_table
+    from .calibrate import calibration_table, format_table, shared_ebsd_dir, write_table
 
+    if args.maps < 1:
+        raise ValueError(f"--maps must be positive, got {args.maps}")
     if args.out:
         _check_out(args.out, (".md", ".csv"))
+    maps_dir = shared_ebsd_dir(args.shared_dir)
+    if not os.path.isdir(maps_dir):
+        raise FileNotFoundError(f"{maps_dir}: no such directory of real EBSD maps (--shared-dir or $QGAN_SHARED_DIR)")
     rows = calibration_table(shared_dir=args.shared_dir, n_maps=args.maps, seed=args.seed, progress=not args.quiet)
     print(format_table(rows))
     if args.out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,8 +44,6 @@ class Dataset:
 def _write_npz(f, arrays: dict) -> None:
     """An uncompressed .npz (readable by ``np.load``) with fixed zip timestamps: identical content gives an
     identical file, byte for byte."""
-    import zipfile
-
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, arr in arrays.items():
             info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
@@ -70,6 +69,12 @@ def load_dataset(path: str) -> Dataset:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a directory, not a dataset .npz")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path}: cannot read the file (permission denied)")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a dataset .npz (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in ("images", "labels") if k not in z.files]
@@ -164,6 +169,8 @@ def get_dataset(phase: str, count: int, seed: int = 0, cache_dir: str | None = N
             raise ValueError(f"edges_like applies to synthetic data, not to source {source}")
         if not os.path.exists(source):
             raise FileNotFoundError(f"{source}: no such dataset file")
+        if os.path.isdir(source):
+            raise IsADirectoryError(f"{source}: is a directory, not a dataset .npz")
         spec = {"phase": phase, "count": count, "seed": seed, "source": _file_digest(source),
                 "version": DATA_VERSION}
     cache_dir = cache_dir or default_cache_dir()

@@ -537,6 +537,17 @@ def _load_txt(path: str, phase_map: dict[int, int] | None, ci_min: float | None)
                      f"reads {quoted!r}")
 
 
+# bytes of text files: tab, newlines, form feed, printable ASCII, and 0x80-0xff (UTF-8 or Latin-1: um, Angstrom)
+_TEXT_BYTES = bytes([9, 10, 11, 12, 13, *range(32, 127), *range(128, 256)])
+
+
+def _looks_binary(path: str) -> bool:
+    """Whether the first 64 KiB hold a NUL byte or more than 1 % other control bytes (not a text file)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    return b"\x00" in head or len(head.translate(None, _TEXT_BYTES)) > 0.01 * len(head)
+
+
 def load_map(path: str, phase_map: dict[int, int] | None = None, ci_min: float | None = None) -> OrientationMap:
     """Load a real EBSD map (.ang, .ctf, Oxford .txt, OIM grain-file .txt) onto a square grid.
 
@@ -557,15 +568,20 @@ def load_map(path: str, phase_map: dict[int, int] | None = None, ci_min: float |
     if ci_min is not None and not np.isfinite(ci_min):
         raise ValueError(f"{path}: ci_min must be a finite number, got {ci_min!r}")
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".ang", ".ctf", ".txt"):
+        raise ValueError(f"{path}: unsupported file type {ext or '(none)'!r}; expected .ang, .ctf or .txt "
+                         f"(Oxford export or OIM grain file)")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path}: cannot read the file (permission denied)")
+    if _looks_binary(path):
+        raise ValueError(f"{path}: not a text EBSD map (the file holds binary data); expected a text .ang, .ctf "
+                         f"or .txt export")
     if ext == ".ang":
         omap = _load_ang(path, ci_min)
     elif ext == ".ctf":
         omap = _load_ctf(path, ci_min)
-    elif ext == ".txt":
-        omap = _load_txt(path, phase_map, ci_min)
     else:
-        raise ValueError(f"{path}: unsupported file type {ext or '(none)'!r}; expected .ang, .ctf or .txt "
-                         f"(Oxford export or OIM grain file)")
+        omap = _load_txt(path, phase_map, ci_min)
     if not (omap.phase > 0).any():
         raise ValueError(f"{path}: no indexed points in the map")
     return omap

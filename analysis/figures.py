@@ -1,6 +1,6 @@
 """Figures (PNG and PDF, matplotlib Agg): MMD curves per setting, RI against n, prior diagnostics, montages.
 
-* `mmd_<phase>_<setting_id>`: one per arm-A setting (with every partner it pairs with) and per partner group
+* `mmd_<name>` (`figure_stems`: e.g. `mmd_ferrite_n8_t512_u10_qcbm`): one per arm-A setting (with every partner it pairs with) and per partner group
   without any arm-A setting: per arm the mean over seeds per epoch (thin), its rolling mean over min(100, E)
   epochs (solid; paper Fig. 3), the band between the seeds' rolling curves, the last-500-epoch mean (dashed)
   and the real-vs-real residual floor (dotted grey).
@@ -9,12 +9,13 @@
   qcbm_vs_bernoulli, the paper's reported range shaded (paper Fig. 4).
 * `prior_<phase>`: the trained priors' TV from uniform, entropy and total correlation against epoch (mean over
   seeds at the update epochs), one line per qcbm / product setting, the legend outside the panels.
-* `samples_<phase>_<setting_id>`: real vs each arm's generated images, the five channels labelled.
+* `samples_<name>`: real vs each arm's generated images, the five channels labelled.
 """
 from __future__ import annotations
 
 import math
 import os
+import re
 import textwrap
 from pathlib import Path
 from typing import Any, Callable
@@ -45,7 +46,7 @@ def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
     paths = []
     fig.set_layout_engine(None)  # layout was fixed once by the caller; no per-format re-layout
     for ext in ("png", "pdf"):
-        path = stem.with_suffix(f".{ext}")
+        path = stem.with_name(f"{stem.name}.{ext}")   # not with_suffix: 'lr0.05' is part of the name
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
             fig.savefig(tmp, format=ext, dpi=120)
@@ -280,24 +281,109 @@ def montage_figure(title: str, panels: list[tuple[str, np.ndarray]], k: int) -> 
 def figure_units(improvement: pd.DataFrame) -> list[dict[str, Any]]:
     """One unit per MMD figure: each arm-A setting with the partners of every comparison it is arm A of, and
     each partner group that has no arm-A setting (keyed by its setting id). -> [{setting_id, phase, label,
-    arms: {model: [trial ids]}, ri: [(comparison name, RI)], status, seeds}] in improvement order."""
+    arm (the setting's own arm), cfg (its config fields that arm reads), arms: {model: [trial ids]},
+    ri: [{comparison, arm_a, arm_b, ri, low, high, seeds, ids_a, ids_b}], status, seeds}] in improvement
+    order."""
+    fixed = set(schema.fixed_columns("improvement.parquet")) | {schema.MODEL_FIELD}
+    cfg_cols = [c for c in improvement.columns if c not in fixed]
     units: dict[str, dict[str, Any]] = {}
     for _, r in improvement.iterrows():
         sid = str(r["setting_id"])
         arm_a, arm_b = str(r["arm_a"]), str(r["arm_b"])
         alone = r["pair_status"] == f"no_{arm_a}"
-        u = units.setdefault(sid, {"setting_id": sid, "phase": str(r.get("phase", "all")), "label": r["label"],
-                                   "arms": {}, "ri": [], "status": [], "seeds": []})
+        arm = arm_b if alone else arm_a
+        if sid not in units:
+            skip = set(schema.ignored_fields(arm))
+            cfg = {c: r[c] for c in cfg_cols if c not in skip and _present(r[c])}
+            units[sid] = {"setting_id": sid, "phase": str(r.get("phase", "all")), "label": r["label"], "arm": arm,
+                          "cfg": cfg, "arms": {}, "ri": [], "status": [], "seeds": []}
+        u = units[sid]
         parts = [(arm_b, r["trial_ids_b"])] if alone else [(arm_a, r["trial_ids_a"]), (arm_b, r["trial_ids_b"])]
         for m, ids in parts:
             have = u["arms"].setdefault(m, [])
             have += [str(x) for x in (ids if ids is not None else []) if str(x) not in have]
         if r["pair_status"] == "paired" and np.isfinite(r["ri"]):
-            u["ri"].append((f"vs {NAMES[arm_b]}", float(r["ri"])))
+            u["ri"].append({"comparison": str(r["comparison"]), "arm_a": arm_a, "arm_b": arm_b, "ri": float(r["ri"]),
+                            "low": float(r["ri_ci_low"]), "high": float(r["ri_ci_high"]),
+                            "seeds": [int(x) for x in r["seeds"]], "ids_a": [str(x) for x in r["trial_ids_a"]],
+                            "ids_b": [str(x) for x in r["trial_ids_b"]]})
             u["seeds"] = sorted(set(u["seeds"]) | {int(x) for x in r["seeds"]})
         else:
             u["status"].append(str(r["pair_status"]))
     return list(units.values())
+
+
+def _present(v: Any) -> bool:
+    """A config cell that holds a value (not None / NA / NaN)."""
+    if v is None or v is pd.NA:
+        return False
+    return not (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
+#: Short names of config fields in figure file names (others: the field name, '_' -> '-').
+NAME_ABBR = {"train_size": "t", "update_every": "u", "epochs": "e", "layers": "l", "qcbm_lr": "lr",
+             "qcbm_optimizer": "opt", "connectivity": "conn", "backend": "be", "batch_size": "bs", "width": "w",
+             "fd_eps": "eps", "qcbm_epochs": "qe", "latent_pool": "pool", "qcbm_samples": "shots",
+             "theta_init": "init", "theta_init_scale": "sigma", "qcbm_step": "step", "eval_size": "evals"}
+#: Fields always named (when the unit's arm reads them), in this order after the phase.
+NAME_FIELDS = ("n", "train_size", "update_every")
+MAX_STEM = 120
+
+
+_NUMBER = re.compile(r"[+-]?[0-9][0-9a-z.+-]*")
+
+
+def _name_value(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)
+    text = re.sub(r"[^a-z0-9.+-]+", "-", str(v).lower())
+    return (text if _NUMBER.fullmatch(text) else text.strip("-.")) or "x"
+
+
+def _token(field: str, v: Any) -> str:
+    """'n8', 't512', 'lr0.05', 'opt-spsa': the field's short name and its value, filesystem-safe."""
+    key = NAME_ABBR.get(field, field.replace("_", "-").lower())
+    val = _name_value(v)
+    return f"{key}{val}" if _NUMBER.fullmatch(val) else f"{key}-{val}"
+
+
+def figure_stems(units: list[dict[str, Any]]) -> dict[str, str]:
+    """{setting_id: 'ferrite_n8_t512_u10_qcbm'}: the phase, n, training size and update period (where the arm
+    reads it), any other field that tells apart settings which would otherwise share a name, and the arm.
+    Names are lower case, [a-z0-9._+-] only, unique even on case-insensitive file systems; a setting id
+    suffix is added only if nothing else tells two apart, and to names longer than MAX_STEM."""
+    base: dict[str, list[str]] = {}
+    for u in units:
+        toks = [_name_value(u["phase"])] + [_token(f, u["cfg"][f]) for f in NAME_FIELDS if f in u["cfg"]]
+        u["_base"] = "_".join(toks) + "|" + u["arm"]
+        base.setdefault(u["_base"], []).append(u["setting_id"])
+    by_id = {u["setting_id"]: u for u in units}
+    stems: dict[str, str] = {}
+    for key, sids in base.items():
+        group = [by_id[s] for s in sids]
+        fields: list[str] = []
+        for g in group:
+            fields += [f for f in g["cfg"] if f not in NAME_FIELDS and f != "phase" and f not in fields]
+        differ = [f for f in fields if len({repr(_name_value(g["cfg"].get(f, "absent"))) for g in group}) > 1]
+        head, arm = key.split("|")
+        for g in group:
+            extra = [_token(f, g["cfg"].get(f, "absent")) for f in differ]
+            stem = "_".join([head, *extra, arm])
+            if len(stem) > MAX_STEM:
+                keep = MAX_STEM - len(arm) - 14
+                stem = "_".join([stem[:keep].rstrip("_-."), g["setting_id"][:12], arm])
+            stems[g["setting_id"]] = stem
+    seen: dict[str, list[str]] = {}
+    for sid, stem in stems.items():
+        seen.setdefault(stem.lower(), []).append(sid)
+    for dup in (v for v in seen.values() if len(v) > 1):
+        for sid in dup:
+            stems[sid] = f"{stems[sid]}_{sid[:12]}"
+    for u in units:
+        u.pop("_base", None)
+    return stems
 
 
 def make_figures(trials: pd.DataFrame, epochs: pd.DataFrame, improvement: pd.DataFrame, run_dir: Path,
@@ -323,6 +409,7 @@ def make_figures(trials: pd.DataFrame, epochs: pd.DataFrame, improvement: pd.Dat
             written["prior"] += save_figure(fig, fdir / f"prior_{phase}")
 
     units = figure_units(improvement)
+    stems = figure_stems(units)
     it = progress(units) if progress else units
     for u in it:
         sid, phase = u["setting_id"], u["phase"]
@@ -339,11 +426,11 @@ def make_figures(trials: pd.DataFrame, epochs: pd.DataFrame, improvement: pd.Dat
         if sides:
             floors = [f for f in floors if np.isfinite(f)]
             if u["ri"]:
-                extra = "  RI " + ", ".join(f"{k} {100 * v:+.1f} %".strip() for k, v in u["ri"])
+                extra = "  RI " + ", ".join(f"vs {NAMES[c['arm_b']]} {100 * c['ri']:+.1f} %" for c in u["ri"])
             else:
                 extra = f"  ({', '.join(u['status'])})"
             fig = mmd_figure(f"{u['label']}{extra}", sides, float(np.mean(floors)) if floors else math.nan)
-            written["mmd"] += save_figure(fig, fdir / f"mmd_{phase}_{sid}")
+            written["mmd"] += save_figure(fig, fdir / f"mmd_{stems[sid]}")
 
         if montage_samples > 0:
             panels: list[tuple[str, np.ndarray]] = []
@@ -372,5 +459,5 @@ def make_figures(trials: pd.DataFrame, epochs: pd.DataFrame, improvement: pd.Dat
             if panels:
                 fig = montage_figure(f"{u['label']}: real vs generated (uint8 0..255, gray)", panels,
                                      min(montage_samples, min(len(p[1]) for p in panels)))
-                written["samples"] += save_figure(fig, fdir / f"samples_{phase}_{sid}")
+                written["samples"] += save_figure(fig, fdir / f"samples_{stems[sid]}")
     return written, notes

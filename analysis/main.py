@@ -155,7 +155,8 @@ def _analyse(col: Any, run: Path, out: Path, t0: float, resamples: int, confiden
             from tqdm import tqdm
 
             prog = lambda rows: tqdm(rows, desc="figures", unit="setting")
-        figs, fig_notes = make_figures(t, col.epochs, imp, run, out, _series_fields(imp), montage_samples, prog)
+        figs, fig_notes = make_figures(t, col.epochs, imp, run, out, _series_fields(imp), montage_samples, prog,
+                                       confidence)
         notes += fig_notes
         files += [p for v in figs.values() for p in v]
     from .report import write_report

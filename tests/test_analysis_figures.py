@@ -73,7 +73,7 @@ def three_arm_figures(tmp_path_factory):
     mp.setattr(figures, "save_figure", lambda fig, stem: caught.setdefault(stem.name, fig) and [])
     out = run_analysis(root / "run", root / "out", resamples=500, progress=False, montage_samples=0)["out"]
     mp.undo()
-    yield caught, pd.read_parquet(out / "improvement.parquet")
+    yield caught, pd.read_parquet(out / "improvement.parquet"), (out / "report.md").read_text()
     for fig in caught.values():
         matplotlib.pyplot.close(fig)
 
@@ -103,7 +103,7 @@ def test_legends_lie_outside_the_data_area(three_arm_figures):
 
 
 def test_title_prints_ri_to_the_precision_of_its_ci_and_running_ri_ends_at_the_table_value(three_arm_figures):
-    caught, imp = three_arm_figures
+    caught, imp, _ = three_arm_figures
     fig = caught["mmd_ferrite_n8_t512_u10_qcbm"]
     title = fig.axes[0].get_title(loc="left")
     from analysis.fmt import fmt_ri_ci
@@ -115,3 +115,14 @@ def test_title_prints_ri_to_the_precision_of_its_ci_and_running_ri_ends_at_the_t
     for _, r in imp[imp["arm_a"] == "qcbm"].iterrows():
         name = f"QCBM vs {'Bernoulli' if r['arm_b'] == 'bernoulli' else 'product'}: running RI"
         assert lines[name].get_ydata()[-1] == pytest.approx(100 * r["ri"], rel=1e-6)
+
+
+def test_report_table_prints_ri_and_ci_like_the_figures(three_arm_figures):
+    _, imp, report = three_arm_figures
+    from analysis.fmt import fmt_ci, fmt_ri
+
+    for _, r in imp.iterrows():
+        cell = f"| {fmt_ri(r['ri'], r['ri_ci_low'], r['ri_ci_high'])} | {fmt_ci(r['ri_ci_low'], r['ri_ci_high'])}"
+        assert cell in report, cell
+        # half-widths here are < 0.01 %: at least three decimals, never the old '+0.0 %' / '-0.1 %'
+        assert len(fmt_ri(r["ri"], r["ri_ci_low"], r["ri_ci_high"]).split(".")[1].split()[0]) >= 3

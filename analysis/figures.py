@@ -1,15 +1,18 @@
 """Figures (PNG and PDF, matplotlib Agg): MMD curves per setting, RI against n, prior diagnostics, montages.
 
-* `mmd_<name>` (`figure_stems`: e.g. `mmd_ferrite_n8_t512_u10_qcbm`): one per arm-A setting (with every partner it pairs with) and per partner group
-  without any arm-A setting: per arm the mean over seeds per epoch (thin), its rolling mean over min(100, E)
-  epochs (solid; paper Fig. 3), the band between the seeds' rolling curves, the last-500-epoch mean (dashed)
-  and the real-vs-real residual floor (dotted grey).
+* `mmd_<name>` (`figure_stems`, e.g. `mmd_ferrite_n8_t512_u10_qcbm`): one per arm-A setting (with every
+  partner it pairs with) and per partner group without any arm-A setting. Top: per arm the mean over seeds per
+  epoch (thin), its rolling mean over min(100, E) epochs (paper Fig. 3; each arm its own colour, line style,
+  width and marker, the widest underneath), the band between the seeds' rolling curves, the mean of the last
+  min(500, E) epochs (dashed, over the epochs it averages) and the real-vs-real floor (dotted grey). Below:
+  the running RI of each comparison, ending in its Eq. 10 value and CI. Legends outside the axes.
 * `ri_vs_n`: Eq. 10 in % against n, one row of panels per comparison and one panel per phase, one series per
-  training size (and any other field that varies), bootstrap CI error bars, a zero line and, for
-  qcbm_vs_bernoulli, the paper's reported range shaded (paper Fig. 4).
+  training size (and any other field that varies), CI error bars (open marker: tie), the y-axis fitted to
+  the data; for qcbm_vs_bernoulli the paper's range shaded where it overlaps, else named at the edge.
 * `prior_<phase>`: the trained priors' TV from uniform, entropy and total correlation against epoch (mean over
   seeds at the update epochs), one line per qcbm / product setting, the legend outside the panels.
 * `samples_<name>`: real vs each arm's generated images, the five channels labelled.
+RI is printed with `analysis.fmt` (to the precision of its CI).
 """
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """What a reader sees in the figures: axes fitted to the data, every arm visible, legends off the data,
 RI at the precision of its CI."""
 import matplotlib
-import numpy as np
 import pandas as pd
 import pytest
 

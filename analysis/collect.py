@@ -93,6 +93,36 @@ def find_trial_dirs(run_dir: Path, exclude: Path | None = None) -> list[Path]:
     return found
 
 
+#: Files of a trial folder (docs/interfaces.md) and of an analysis output folder, to name a wrong path.
+TRIAL_FILES = ("config.json", "summary.json", "epochs.parquet", "samples.npz", "samples.png")
+OUTPUT_FILES = ("report.md", "trials.parquet", "improvement.parquet")
+WANTED = "a run folder (trial folders with config.json and summary.json anywhere below it)"
+
+
+def check_run_dir(run: Path) -> None:
+    """Raise a one-line error unless `run` is an existing folder: FileNotFoundError, or ValueError for a file."""
+    if run.is_dir():
+        return
+    if not run.exists():
+        raise FileNotFoundError(f"run directory {str(run)!r} does not exist; expected {WANTED}")
+    hint = (f"; did you mean its folder {str(run.parent)!r}?" if run.name in TRIAL_FILES + OUTPUT_FILES
+            else "")
+    raise ValueError(f"{str(run)!r} is a file, not a run folder; expected {WANTED}{hint}")
+
+
+def no_trial_message(run: Path) -> str:
+    """Why `run` (a folder) holds no trial folder, in one line."""
+    if any((run / f).is_file() for f in OUTPUT_FILES):
+        return (f"{str(run)!r} is an analysis output folder (report.md, *.parquet), not a run; give the run "
+                "folder it was made from")
+    if (run / "summary.json").is_file() or (run / "epochs.parquet").is_file():
+        return (f"{str(run)!r} looks like a trial folder without config.json; expected {WANTED}")
+    items = list(run.iterdir())
+    what = "it is empty" if not items else f"it holds {len(items)} other entr{'y' if len(items) == 1 else 'ies'}"
+    return (f"no trial folder (a folder with config.json and summary.json) anywhere below {str(run)!r}: {what}; "
+            "expected a run folder, e.g. a sweep's <storage>/<name>")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
@@ -296,14 +326,13 @@ def collect(run_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
             progress: bool = True, extra_ignored: tuple[str, ...] = ()) -> Collected:
     """Read every trial below `run_dir` -> Collected(trials, epochs, configs).
 
-    Raises FileNotFoundError if `run_dir` does not exist or holds no trial folder.
+    Raises FileNotFoundError if `run_dir` does not exist or holds no trial folder, ValueError if it is a file.
     """
     run = Path(run_dir)
-    if not run.is_dir():
-        raise FileNotFoundError(f"run directory {str(run)!r} does not exist")
+    check_run_dir(run)
     folders = find_trial_dirs(run, Path(exclude) if exclude is not None else None)
     if not folders:
-        raise FileNotFoundError(f"no trial folder (config.json + summary.json) below {str(run)!r}")
+        raise FileNotFoundError(no_trial_message(run))
     try:
         from tqdm import tqdm
         it = tqdm(folders, desc="reading trials", unit="trial", disable=not progress or len(folders) < 50)

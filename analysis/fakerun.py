@@ -26,11 +26,6 @@ BASE_CONFIG: dict[str, Any] = dataclasses.asdict(TrialConfig(
     train_size=64, eval_size=32, epochs=10, batch_size=16, width=8, n=4, qcbm_samples=64, spsa_calibrate=True,
     n_samples_saved=0))
 
-#: A small, valid trial config (every TrialConfig field; `TrialConfig.from_dict` accepts it).
-BASE_CONFIG: dict[str, Any] = dataclasses.asdict(TrialConfig(
-    train_size=64, eval_size=32, epochs=10, batch_size=16, width=8, n=4, qcbm_samples=64, spsa_calibrate=True,
-    n_samples_saved=0))
-
 
 #: Diversity written by make_run(diversity=True): the real set's and each arm's generated images'.
 DIVERSITY = {"real": 0.5, "bernoulli": 0.40, "product": 0.42, "qcbm": 0.45}

@@ -6,6 +6,7 @@ improvement.parquet, pairs.parquet, winrate.parquet, figures/*.png|pdf, report.m
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import schema
-from .collect import collect
+from .collect import check_run_dir, collect
 from .improvement import ALIASES, improvement_table
 from .winrate import winrate_table
 
@@ -70,27 +71,71 @@ def _series_fields(improvement: pd.DataFrame) -> list[str]:
     return sorted(out, key=lambda c: (c != "train_size", c not in ALIASES, c))
 
 
+def check_out_dir(out: Path, default: bool) -> None:
+    """Raise a one-line ValueError / PermissionError when `out` cannot become a writable folder (checked
+    before anything is read or made)."""
+    hint = "; choose another folder with --out DIR" if default else ""
+    where = f"output folder {str(out)!r}"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{where} is a file, not a folder{hint}")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot make {where}: {str(parent)!r} is a file, not a folder{hint}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write to {where}: {str(parent)!r} is not writable (permission denied){hint}")
+
+
+def check_ignore_fields(names: tuple[str, ...], configs: dict[str, Any]) -> None:
+    """Raise ValueError for an --ignore-field that no trial config holds (a typo would silently pair nothing)."""
+    known = sorted({k for c in configs.values() if isinstance(c, dict) for k in c})
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"--ignore-field {name!r}: no trial config has this field{hint}")
+
+
 def run_analysis(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, resamples: int = 10000,
                  confidence: float = 0.95, seed: int = 0, figures: bool = True, montage_samples: int = 4,
                  progress: bool = True, ignore_fields: tuple[str, ...] = ()) -> dict[str, Any]:
     """Analyse one run; returns {"files": [paths], "trials": n, "usable": n, "paired": n, "unpaired": n,
     "comparisons": n, "seconds": s, "out": path}.
 
-    Raises FileNotFoundError (no run / no trial folder) or ValueError (no usable trial, bad options)."""
+    Raises FileNotFoundError (no run / no trial folder), ValueError (a file for RUN_DIR or --out, no usable
+    trial, bad options, an output write that fails) or PermissionError (an unwritable --out), each with a
+    one-line message."""
     t0 = time.perf_counter()
     if resamples < 0:
         raise ValueError(f"--bootstrap must be >= 0, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"--confidence must lie in (0, 1), got {confidence}")
     run = Path(run_dir)
+    check_run_dir(run)
     out = Path(out_dir) if out_dir is not None else run / "analysis"
+    check_out_dir(out, default=out_dir is None)
     col = collect(run, exclude=out, progress=progress, extra_ignored=tuple(ignore_fields))
+    check_ignore_fields(tuple(ignore_fields), col.configs)
     t = col.trials
     if not t["usable"].any():
         counts = t["status"].value_counts().to_dict()
         first = t["problem"].dropna().astype(str).head(3).tolist()
         raise ValueError(f"no completed trial in {str(run)!r}: {len(t)} trial folder(s) "
                          f"({', '.join(f'{v} {k}' for k, v in counts.items())}); e.g. {'; '.join(first)}")
+    try:
+        return _analyse(col, run, out, t0, resamples, confidence, seed, figures, montage_samples, progress,
+                        tuple(ignore_fields))
+    except OSError as exc:  # unwritable, read-only, full, vanished: one line (run_cli knows these two types)
+        cls = PermissionError if isinstance(exc, PermissionError) else ValueError
+        hint = "; choose another folder with --out DIR" if out_dir is None else ""
+        raise cls(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}{hint}") from exc
+
+
+def _analyse(col: Any, run: Path, out: Path, t0: float, resamples: int, confidence: float, seed: int,
+             figures: bool, montage_samples: int, progress: bool, ignore_fields: tuple[str, ...]) -> dict[str, Any]:
+    """Statistics, figures and report of collected trials, written under `out`."""
+    t = col.trials
     out.mkdir(parents=True, exist_ok=True)
     files = [write_parquet(t, out / "trials.parquet", "trials.parquet"),
              write_parquet(col.epochs, out / "epochs.parquet", "epochs.parquet")]
@@ -110,7 +155,8 @@ def run_analysis(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             from tqdm import tqdm
 
             prog = lambda rows: tqdm(rows, desc="figures", unit="setting")
-        figs, fig_notes = make_figures(t, col.epochs, imp, run, out, _series_fields(imp), montage_samples, prog)
+        figs, fig_notes = make_figures(t, col.epochs, imp, run, out, _series_fields(imp), montage_samples, prog,
+                                       confidence)
         notes += fig_notes
         files += [p for v in figs.values() for p in v]
     from .report import write_report
@@ -150,7 +196,7 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add the `analyze` sub-command to the `qgan` dispatcher."""
+    """Add an `analyze` sub-command to an argparse dispatcher (`qgan` itself does not call this)."""
     p = subparsers.add_parser("analyze", help="turn a run directory into tables, statistics, figures and a report",
                               description=__doc__.splitlines()[0])
     add_arguments(p)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .fmt import fmt_ci, fmt_ri
 
 #: The paper's results (spec §7): ferrite all positive, RI 22..99 %; bainite 7 of 10, -45..150 %; 70 % headline.
 PAPER = {"ferrite": "all cases positive, RI 22 % to 99 %", "bainite": "7 of 10 cases positive, RI -45 % to 150 %"}
@@ -187,10 +188,11 @@ def _comparison_section(name: str, a: str, b: str, improvement: pd.DataFrame, wi
     if n_under:
         L += [f"{n_under} of {len(paired)} settings are **underpowered** (< {schema.MIN_POWERED_SEEDS} paired seeds: "
               "with 5 seeds the two-sided Wilcoxon cannot go below p = 0.0625).", ""]
-    L += ["### Per setting", ""]
+    L += ["### Per setting", "", "RI and its CI are printed to the precision of the CI (its half-width to two "
+          "significant digits).", ""]
     L.append(md_table([[r["label"], _s(r["stratum"]), int(r["n_seeds"]), _fmt(r["mmd_a"]), _fmt(r["mmd_b"]),
-                        _fmt(r["ri"], "pct"),
-                        f"{_fmt(r['ri_ci_low'], 'pct')} … {_fmt(r['ri_ci_high'], 'pct')}"
+                        fmt_ri(r["ri"], r["ri_ci_low"], r["ri_ci_high"]),
+                        fmt_ci(r["ri_ci_low"], r["ri_ci_high"])
                         + (f" ({r['ri_ci_method']})" if _s(r["ri_ci_method"]) else ""),
                         _s(r["outcome"]), _fmt(r["log_ratio_mean"]),
                         f"{_fmt(r['log_ratio_ci_low'])} … {_fmt(r['log_ratio_ci_high'])}", _fmt(r["t_p"], "p"),

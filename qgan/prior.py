@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from qgan.quantum.ansatz import as_param_batch
 from qgan.quantum.backends import ExactBackend
 from qgan.quantum.sampling import indices_to_bits
 
@@ -33,13 +34,7 @@ class ProductPrior:
 
     def check_thetas(self, thetas: torch.Tensor) -> torch.Tensor:
         """thetas as (B, n); ValueError on a wrong shape."""
-        if not torch.is_tensor(thetas):
-            thetas = torch.as_tensor(thetas, dtype=torch.float64)
-        if thetas.dim() == 1:
-            thetas = thetas.unsqueeze(0)
-        if thetas.dim() != 2 or thetas.shape[1] != self.n:
-            raise ValueError(f"logits must have shape (n,) or (B, n) with n = {self.n}, got {tuple(thetas.shape)}")
-        return thetas
+        return as_param_batch(thetas, self.n, f"logits must have shape (n,) or (B, n) with n = {self.n}")
 
     def uniform_start(self) -> torch.Tensor:
         """Logits 0: exactly Bernoulli(0.5)^n."""

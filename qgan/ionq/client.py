@@ -268,8 +268,9 @@ class IonQConnection:
             raise translate_error(exc) from None
         return JobStatus(str(raw.get("status")), raw)
 
-    def counts(self, status: JobStatus, shots: int) -> dict[int, int]:
-        """Counts ``{basis index: count}`` of a completed job (bit q of the index = qubit q)."""
+    def _probabilities(self, status: JobStatus) -> dict:
+        """The results document of a completed job, fetched once from its probabilities URL (a single job:
+        ``{index: p}``; a multi-circuit job: ``{child id: {index: p}}``)."""
         if status.status != "completed":
             raise IonQJobFailed(f"job is {status.status}, not completed")
         results = status.raw.get("results") or {}
@@ -278,10 +279,13 @@ class IonQConnection:
             raise IonQHTTPError("completed job has no probabilities URL", 200, True, False)
         get_once = type(self._client).get_results.__wrapped__
         try:
-            probs = get_once(self._client, url)
+            return dict(get_once(self._client, url))
         except Exception as exc:  # noqa: BLE001
             raise translate_error(exc) from None
-        probs = dict(probs)
+
+    def counts(self, status: JobStatus, shots: int) -> dict[int, int]:
+        """Counts ``{basis index: count}`` of a completed job (bit q of the index = qubit q)."""
+        probs = self._probabilities(status)
         if self.backend_name == "simulator":
             # The cloud simulator returns exact probabilities: draw the shots (seeded by the job id, so a
             # re-fetch gives the same counts), as qiskit-ionq does client-side.
@@ -297,17 +301,7 @@ class IonQConnection:
         results are ``{child id: {index: p}}``, put in circuit order by its ``child_job_ids``."""
         if circuits == 1 and not status.children:
             return [self.counts(status, shots)]
-        if status.status != "completed":
-            raise IonQJobFailed(f"job is {status.status}, not completed")
-        results = status.raw.get("results") or {}
-        url = (results.get("probabilities") or {}).get("url")
-        if not url:
-            raise IonQHTTPError("completed job has no probabilities URL", 200, True, False)
-        get_once = type(self._client).get_results.__wrapped__
-        try:
-            data = dict(get_once(self._client, url))
-        except Exception as exc:  # noqa: BLE001
-            raise translate_error(exc) from None
+        data = self._probabilities(status)
         children = status.children
         if children and all(c in data for c in children):
             per = [dict(data[c]) for c in children]

@@ -162,18 +162,8 @@ class Ansatz:
 
     def check_thetas(self, thetas: torch.Tensor) -> torch.Tensor:
         """Return thetas as (B, P); raise ValueError on a wrong shape."""
-        if not torch.is_tensor(thetas):
-            thetas = torch.as_tensor(thetas, dtype=torch.float64)
-        if thetas.dim() == 1:
-            thetas = thetas.unsqueeze(0)
-        if thetas.dim() != 2 or thetas.shape[1] != self.num_params:
-            raise ValueError(
-                f"thetas must have shape (P,) or (B, P) with P = {self.num_params} for {self!r}, "
-                f"got {tuple(thetas.shape)}"
-            )
-        if thetas.is_complex() or not thetas.is_floating_point():
-            raise ValueError(f"thetas must be a real floating-point tensor, got {thetas.dtype}")
-        return thetas
+        return as_param_batch(thetas, self.num_params, f"thetas must have shape (P,) or (B, P) with "
+                                                        f"P = {self.num_params} for {self!r}")
 
     # ------------------------------------------------------------- qiskit side
     def to_qiskit(self, theta: Any, measure: bool = False) -> "QuantumCircuit":
@@ -195,3 +185,17 @@ class Ansatz:
 
     def __repr__(self) -> str:
         return f"Ansatz(n={self.n}, layers={self.layers}, connectivity={self.connectivity!r})"
+
+
+def as_param_batch(values, size: int, shape_error: str) -> torch.Tensor:
+    """Parameters as a real (B, size) tensor ((size,) becomes (1, size)); ValueError `shape_error` + the shape
+    seen on a wrong shape. Shared by the circuit's angles and the product prior's logits."""
+    if not torch.is_tensor(values):
+        values = torch.as_tensor(values, dtype=torch.float64)
+    if values.dim() == 1:
+        values = values.unsqueeze(0)
+    if values.dim() != 2 or values.shape[1] != size:
+        raise ValueError(f"{shape_error}, got {tuple(values.shape)}")
+    if values.is_complex() or not values.is_floating_point():
+        raise ValueError(f"parameters must be a real floating-point tensor, got {values.dtype}")
+    return values

@@ -177,6 +177,7 @@ def mmd_figure(title: str, sides: dict[str, dict[str, Any]], floor: float,
                       zorder=st["z"], label=f"{NAMES[model]}: mean of the last {last} epochs {s['last500']:.4g}")
     if math.isfinite(floor):
         ax.axhline(floor, color="0.35", ls=":", lw=1.2, label=f"real-vs-real floor {floor:.4g}")
+    ax.plot([], [], color="0.5", lw=0.6, alpha=0.5, label="thin: mean over seeds per epoch (not rolled)")
     ax.fill_between([], [], [], color="0.5", alpha=0.2, lw=0, label="shaded: range of the seeds' rolling curves")
     ax.set_ylabel("MMD (Eq. 9)")
     ax.set_title(title, fontsize=9, loc="left")

@@ -32,7 +32,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -357,18 +357,21 @@ class Evaluator:
         net = train_classifier(c0, c1, self.s.classifier_steps, self.s.batch_size, self.s.lr, self.s.width, gen)
         return accuracy_f1(self.test_y, predict(net, self.test_x))
 
-    def augmentation(self, phase: str, extra: np.ndarray) -> list[dict[str, Any]]:
+    def augmentation(self, phase: str, extra: np.ndarray | Callable[[np.ndarray], np.ndarray]
+                     ) -> list[dict[str, Any]]:
         """Rows (scarce_size, augmentation, classifier_seed, measure, value) for the images `extra` (uint8
-        (M, 5, 60, 60)) added to the scarce class; the real-only rows come from the cache."""
+        (M, 5, 60, 60), or a function of the scarce set (s, 5, 60, 60) giving them) added to the scarce class;
+        the real-only rows come from the cache."""
         rows = []
         for size in self.s.scarce_sizes:
             scarce = self.real.roles[phase]["train"][:size]
+            more = extra(scarce) if callable(extra) else extra
             for cs in range(self.s.classifier_seeds):
                 key = (phase, size, cs)
                 if key not in self._baseline:
                     self._baseline[key] = self._classify(phase, scarce, cs)
                 base = self._baseline[key]
-                aug = self._classify(phase, np.concatenate([scarce, extra]), cs)
+                aug = self._classify(phase, np.concatenate([scarce, more]), cs)
                 for name, b, a in zip(("accuracy", "balanced_f1"), base, aug):
                     for setting, v in (("none", b), ("generated", a), ("gain", a - b)):
                         rows.append(dict(family="augmentation", measure=name, scarce_size=size,

@@ -425,7 +425,7 @@ def find_trials(run_dir: Path) -> tuple[list[TrialDir], list[dict[str, str]]]:
         except (OSError, ValueError) as exc:
             skipped.append({"trial": str(p), "reason": f"unreadable: {exc}"})
             continue
-        tid = str(cfg.pop(results.TRIAL_ID, None) or p.name)
+        tid = str(cfg.pop(results.TRIAL_ID, None) or p.relative_to(run_dir).as_posix())  # as analysis.collect
         if summary.get("status") != "completed":
             skipped.append({"trial": tid, "reason": f"status {summary.get('status', 'missing')}"})
         elif not (p / "checkpoint" / CHECKPOINT_FILE).exists():

@@ -352,6 +352,8 @@ DOWNSTREAM_MEASURES: dict[str, tuple[str, bool, str]] = {
     "ks_w1": ("physical", False, "1-Wasserstein distance of the KS-deviation pixel histograms (degrees)"),
     "grain_area_w1": ("physical", False, "1-Wasserstein distance of the central-grain area fractions per image"),
 }
+#: The columns that name one measured quantity of a trial (its rows differ only in classifier_seed).
+DOWNSTREAM_KEYS: tuple[str, ...] = ("family", "measure", "scarce_size", "augmentation")
 #: The augmentation settings of the augmentation rows.
 AUGMENTATIONS: tuple[str, ...] = ("none", "generated", "gain")
 #: downstream.json (beside downstream.parquet): the settings and the real-data split of the evaluation.

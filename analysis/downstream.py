@@ -98,7 +98,7 @@ def pairs_table(df: pd.DataFrame, configs: dict[str, Any], rng: np.random.Genera
                 _, p, pnote = wilcoxon_paired(diff, what="pairs")
                 higher = _higher(d["measure"])
                 favours = "neither"
-                if math.isfinite(ci.low) and (ci.low > 0 or ci.high < 0) and ci.low != ci.high:
+                if math.isfinite(ci.low) and (ci.low > 0 or ci.high < 0):
                     favours = a if (ci.low > 0) == higher else b
                 note = "; ".join(x for x in (ci.note, pnote, "arm-B trials shared by several arm-A settings"
                                              if shared else None) if x) or None

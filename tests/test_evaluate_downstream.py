@@ -21,9 +21,11 @@ def two_phase(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evaluator(two_phase, tmp_path_factory):
+    previous = torch.get_num_threads()
     torch.set_num_threads(1)
     s = dataclasses.replace(EvalSettings(**PRESETS["quick"]), classifier_seeds=4)
-    return Evaluator(load_real(two_phase, 0, s, []), s, tmp_path_factory.mktemp("cache"))
+    yield Evaluator(load_real(two_phase, 0, s, []), s, tmp_path_factory.mktemp("cache"))
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,7 @@ def test_evaluate_on_a_tiny_run_writes_every_measure_for_every_completed_trial(t
     meta = json.loads((run / "downstream.json").read_text())
     used = shuffled_phase_indices(load_dataset(data).labels, "ferrite", 0)[: base["train_size"] + 2 * base["eval_size"]]
     assert not set(meta["split"][0]["file_indices"]["ferrite"]) & set(used.tolist())
-    assert [k["trial"] for k in meta["skipped"]] == ["left-out"]
+    assert [k["trial"] for k in meta["skipped"]] == ["trials/left-out"]  # no trial_id: its folder, as collect names it
 
 
 def test_evaluate_of_a_missing_run_folder_is_one_line_and_exit_2(tmp_path, capsys):

@@ -13,8 +13,8 @@ augmentation  a small CNN tells ferrite (class 0) from bainite (class 1). It is 
               runs are computed once per (phase, size, seed) and shared.
 feature       Frechet distance and k-NN precision / recall (Kynkaanniemi et al. 2019) of the generated images
               against a real reference set, in the 4*width pooled features of a `PhaseNet` trained once per
-              dataset on real patches of both phases (cached under RUN_DIR/.downstream/, deterministic from
-              the evaluation seed).
+              dataset on real patches of both phases (cached under RUN_DIR/.downstream/ or OUT/.downstream/,
+              deterministic from the evaluation seed).
 physical      per-channel statistics against the same reference set (`physical_measures`).
 
 Real data come from the trials' own source (config data_source / data_seed): synthetic maps of seed
@@ -450,8 +450,8 @@ def generated_images(trial: TrialDir, count: int, seed: int) -> np.ndarray:
 
 def evaluate_run(run_dir: str | os.PathLike, settings: EvalSettings | None = None, progress: bool = True,
                  out: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Evaluate every completed trial of run_dir; writes downstream.parquet and downstream.json (in `out`,
-    default run_dir) and returns {"rows", "trials", "skipped", "seconds", "files"}. ValueError /
+    """Evaluate every completed trial of run_dir; writes downstream.parquet, downstream.json and the feature
+    classifier's cache .downstream/ (in `out`, default run_dir; the run is then only read) and returns {"rows", "trials", "skipped", "seconds", "files"}. ValueError /
     FileNotFoundError for a run without evaluable trials or real data too small for the settings."""
     from tqdm.auto import tqdm
 
@@ -475,7 +475,7 @@ def evaluate_run(run_dir: str | os.PathLike, settings: EvalSettings | None = Non
     for (source, dseed), group in by_source.items():
         real = load_real(source, dseed, s, [t.config for t in group])
         split.append(real.split)
-        ev = Evaluator(real, s, run / CACHE_DIR)
+        ev = Evaluator(real, s, outdir / CACHE_DIR)
         for t in group:
             bar.set_postfix_str(t.trial_id[-24:])
             images = generated_images(t, s.n_generated, s.seed)
@@ -529,7 +529,7 @@ def _cmd(args) -> int:
     previous = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        res = evaluate_run(args.run_dir, settings, progress=not args.quiet)
+        res = evaluate_run(args.run_dir, settings, progress=not args.quiet, out=args.out)
     finally:
         torch.set_num_threads(previous)
     if not args.quiet:
@@ -552,6 +552,9 @@ def register(subparsers) -> None:
                        ("--classifier-steps", "Adam steps per classifier"),
                        ("--feature-steps", "Adam steps of the feature classifier"), ("--seed", "evaluation seed")):
         p.add_argument(flag, type=int, default=None, metavar="N", help=what)
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="write downstream.parquet / .json and the cache here (default RUN_DIR; python -m analysis "
+                        "reads them from RUN_DIR)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads (default 1: these small networks run fastest on one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")

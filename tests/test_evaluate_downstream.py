@@ -124,3 +124,15 @@ def test_evaluate_of_a_missing_run_folder_is_one_line_and_exit_2(tmp_path, capsy
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qgan: error: run directory") and "nope" in err[0]
+
+
+@pytest.mark.parametrize("flags, says", [(["--scarce-sizes", "10,x"], "--scarce-sizes expects"),
+                                         (["--scarce-sizes", "0"], "scarce sizes must be positive"),
+                                         (["--classifier-seeds", "0"], "classifier-seeds must be >= 1"),
+                                         (["--threads", "0"], "--threads must be >= 1")])
+def test_bad_evaluate_flags_are_one_line_and_exit_2(tmp_path, capsys, flags, says):
+    from qgan.cli import main
+
+    assert main(["evaluate", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err

@@ -478,24 +478,33 @@ def evaluate_run(run_dir: str | os.PathLike, settings: EvalSettings | None = Non
         ev = Evaluator(real, s, outdir / CACHE_DIR)
         for t in group:
             bar.set_postfix_str(t.trial_id[-24:])
-            images = generated_images(t, s.n_generated, s.seed)
+            try:
+                images = generated_images(t, s.n_generated, s.seed)
+            except (ValueError, RuntimeError, OSError, KeyError) as exc:  # an old config, a foreign checkpoint
+                skipped.append({"trial": t.trial_id, "reason": f"cannot rebuild its generator: {exc}"})
+                bar.update(1)
+                continue
             base = dict(trial_id=t.trial_id, model=t.config["model"], phase=t.config["phase"],
                         n=int(t.config["n"]), seed=int(t.config["seed"]))
             rows += [{**base, **r} for r in ev.measure(t.config["phase"], images)]
             bar.update(1)
     bar.close()
+    if not rows:
+        why = "; ".join(f"{k['trial']}: {k['reason']}" for k in skipped[:3])
+        raise ValueError(f"no trial of {str(run)!r} could be evaluated ({why})")
+    evaluated = sorted({r["trial_id"] for r in rows})
     df = results.downstream_frame(rows)
     outdir.mkdir(parents=True, exist_ok=True)
     pq = outdir / "downstream.parquet"
     atomic_write(pq, lambda tmp: df.to_parquet(tmp, index=False))
     seconds = time.perf_counter() - t0
-    values = {"settings": dataclasses.asdict(s), "split": split, "trials": [t.trial_id for t in trials],
+    values = {"settings": dataclasses.asdict(s), "split": split, "trials": evaluated,
               "skipped": skipped, "seconds": seconds}
     meta = {k: values[k] for k in results.DOWNSTREAM_META_FIELDS}   # the declared fields, in their order
     results.write_json(outdir / "downstream.json", meta)
     for k in skipped:
         print(f"qgan evaluate: skipped {k['trial']}: {k['reason']}", file=sys.stderr)
-    return {"rows": len(df), "trials": len(trials), "skipped": len(skipped), "seconds": seconds,
+    return {"rows": len(df), "trials": len(evaluated), "skipped": len(skipped), "seconds": seconds,
             "files": [pq, outdir / "downstream.json"]}
 
 

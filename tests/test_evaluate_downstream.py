@@ -136,3 +136,23 @@ def test_bad_evaluate_flags_are_one_line_and_exit_2(tmp_path, capsys, flags, say
     assert main(["evaluate", str(tmp_path), *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
+
+
+def test_a_trial_whose_checkpoint_belongs_to_another_trial_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    from qgan.evaluate import evaluate_run
+    from qgan.train import run_trial
+
+    monkeypatch.setenv("QGAN_CACHE_DIR", str(tmp_path / "cache"))
+    data = write_two_phase_dataset(tmp_path / "two.npz", 220, seed=2)
+    base = dict(n=3, train_size=16, eval_size=8, batch_size=8, width=4, epochs=1, data_source=data,
+                n_samples_saved=0, checkpoint_every=100, model="bernoulli")
+    for seed in (0, 1):
+        run_trial({**base, "seed": seed}, out_dir=tmp_path / "run" / f"s{seed}",
+                  checkpoint=tmp_path / "run" / f"s{seed}" / "checkpoint", trial_id=f"s{seed}")
+    cfg = json.loads((tmp_path / "run" / "s1" / "config.json").read_text())
+    (tmp_path / "run" / "s1" / "config.json").write_text(json.dumps({**cfg, "seed": 5}))
+    s = EvalSettings(**{**PRESETS["quick"], "scarce_sizes": (10,), "classifier_seeds": 1, "classifier_steps": 5})
+    res = evaluate_run(tmp_path / "run", s, progress=False)
+    meta = json.loads((tmp_path / "run" / "downstream.json").read_text())
+    assert res["trials"] == 1 and meta["trials"] == ["s0"]
+    assert meta["skipped"][0]["trial"] == "s1" and "different trial" in meta["skipped"][0]["reason"]

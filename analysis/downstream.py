@@ -22,6 +22,8 @@ from .collect import comparison_fields
 from .stats import bootstrap_mean_ci, wilcoxon_paired
 
 FILE = "downstream.parquet"
+#: `model` of the real-vs-real floor rows.
+REAL = results.REAL_FLOOR_MODEL
 KEYS = list(results.DOWNSTREAM_KEYS)
 
 
@@ -143,6 +145,8 @@ def downstream_figure(arms: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     a = arms[~arms["augmentation"].astype(str).isin(("none", "generated"))]
+    floor = a[a["model"].astype(str) == REAL]
+    a = a[a["model"].astype(str) != REAL]
     if a.empty:
         return None
     quantities = a.drop_duplicates(KEYS)[KEYS].reset_index(drop=True)
@@ -171,6 +175,11 @@ def downstream_figure(arms: pd.DataFrame):
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", ms=4, capsize=2, label=f"{ph} n={n}")
         if str(q["augmentation"]) == "gain":
             ax.axhline(0.0, color="0.6", lw=0.8, ls="--")
+        fl = floor
+        for c in KEYS:
+            fl = fl[fl[c] == q[c]]
+        for v in fl["mean"]:
+            ax.axhline(float(v), color="tab:green", lw=1.0, ls=":", label="real vs real" if i == 0 else None)
         ax.set_xticks(range(len(models)), [schema.ARM_NAMES[m] for m in models], fontsize=8)
         ax.set_title(_label(q), fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
@@ -201,8 +210,10 @@ def report_section(arms: pd.DataFrame, pairs: pd.DataFrame, figure: str | None, 
               "scarce size): on this dataset the augmentation measure cannot credit any arm; read the feature "
               "and physical measures.", ""]
     models = [m for m in schema.MODELS if (arms["model"].astype(str) == m).any()]
+    floor = arms[arms["model"].astype(str) == REAL].set_index(["phase", *KEYS])["mean"]
     rows = []
-    for key, g in arms.groupby(["phase", "n", *KEYS], dropna=False, observed=True, sort=True):
+    for key, g in arms[arms["model"].astype(str) != REAL].groupby(["phase", "n", *KEYS], dropna=False,
+                                                                  observed=True, sort=True):
         d = dict(zip(["phase", "n", *KEYS], key))
         if d["augmentation"] in ("none", "generated"):
             continue
@@ -211,9 +222,14 @@ def report_section(arms: pd.DataFrame, pairs: pd.DataFrame, figure: str | None, 
             r = g[g["model"] == m]
             cells.append("–" if r.empty else f"{_fmt(float(r['mean'].iloc[0]))} [{_fmt(float(r['ci_low'].iloc[0]))}, "
                                              f"{_fmt(float(r['ci_high'].iloc[0]))}] ({int(r['n_trials'].iloc[0])})")
+        fk = (d["phase"], *(d[c] for c in KEYS))
+        cells.append(_fmt(float(floor[fk])) if fk in floor.index else "–")
         rows.append([d["phase"], d["n"], _label(pd.Series(d))] + cells)
     L += ["### Per arm", "", "Augmentation rows: the gain (accuracy with minus without the trial's images); "
-          "downstream_arms.parquet also holds both accuracies.", "", md_table(rows, ["phase", "n", "measure", *[schema.ARM_NAMES[m] for m in models]]), ""]
+          "downstream_arms.parquet also holds both accuracies. *Real vs real*: held-out real images measured in "
+          "place of generated ones (the floor of each distance, the augmentation value of as many new real "
+          "images).", "",
+          md_table(rows, ["phase", "n", "measure", *[schema.ARM_NAMES[m] for m in models], "real vs real"]), ""]
     L += ["### Paired differences (arm A − arm B)", ""]
     if pairs.empty:
         L += ["No paired trials: the run lacks at least two arms of one setting and seed.", ""]

@@ -20,7 +20,9 @@ physical      per-channel statistics against the same reference set (`physical_m
 Real data come from the trials' own source (config data_source / data_seed): synthetic maps of seed
 data_seed + REAL_SEED_OFFSET (never the trial's training maps), or, for an imported .npz, the images of each
 phase no trial of the run trained or evaluated on. Per phase the pool is cut, in order, into the roles
-train | test | reference | feature (`ROLES`); downstream.json records the split and every setting.
+train | test | reference | feature | floor (`ROLES`); downstream.json records the split and every setting.
+The floor role (n_generated real images) is measured like a trial's images, in rows with model "real": the
+real-vs-real floor of every measure (and the augmentation value of as many new real images).
 """
 from __future__ import annotations
 
@@ -42,7 +44,9 @@ from qgan import results
 from qgan.results import DOWNSTREAM_MEASURES, PHASES, atomic_write, key_id
 
 REAL_SEED_OFFSET = 10007
-ROLES = ("train", "test", "reference", "feature")
+ROLES = ("train", "test", "reference", "feature", "floor")
+#: `model` of the real-vs-real rows: held-out real images (the floor role) measured in place of generated ones.
+REAL_MODEL = results.REAL_FLOOR_MODEL
 CACHE_DIR = ".downstream"
 FEATURE_VERSION = 1
 
@@ -82,7 +86,7 @@ class EvalSettings:
     def role_sizes(self) -> dict[str, int]:
         """Real images per phase in each role (ROLES order)."""
         return {"train": max(max(self.scarce_sizes), self.other_size), "test": self.test_size,
-                "reference": self.reference_size, "feature": self.feature_train_size}
+                "reference": self.reference_size, "feature": self.feature_train_size, "floor": self.n_generated}
 
 
 #: Named sizes: quick (tests, smoke runs), default, full (a study or paper run).
@@ -470,12 +474,17 @@ def evaluate_run(run_dir: str | os.PathLike, settings: EvalSettings | None = Non
     by_source: dict[tuple[str, int], list[TrialDir]] = {}
     for t in trials:
         by_source.setdefault(_source_key(t.config), []).append(t)
-    rows, split = [], []
+    rows: list[dict[str, Any]] = []
+    split = []
     bar = tqdm(total=len(trials), disable=not progress, unit="trial", desc="evaluate")
     for (source, dseed), group in by_source.items():
         real = load_real(source, dseed, s, [t.config for t in group])
         split.append(real.split)
         ev = Evaluator(real, s, outdir / CACHE_DIR)
+        for phase in sorted({str(t.config["phase"]) for t in group}):   # the real-vs-real floor of the phase
+            base = dict(trial_id=f"{REAL_MODEL}/{phase}/{source}/{dseed}", model=REAL_MODEL, phase=phase, n=0,
+                        seed=-1)
+            rows += [{**base, **r} for r in ev.measure(phase, real.roles[phase]["floor"])]
         for t in group:
             bar.set_postfix_str(t.trial_id[-24:])
             try:
@@ -489,10 +498,10 @@ def evaluate_run(run_dir: str | os.PathLike, settings: EvalSettings | None = Non
             rows += [{**base, **r} for r in ev.measure(t.config["phase"], images)]
             bar.update(1)
     bar.close()
-    if not rows:
+    if all(r["model"] == REAL_MODEL for r in rows):
         why = "; ".join(f"{k['trial']}: {k['reason']}" for k in skipped[:3])
         raise ValueError(f"no trial of {str(run)!r} could be evaluated ({why})")
-    evaluated = sorted({r["trial_id"] for r in rows})
+    evaluated = sorted({r["trial_id"] for r in rows if r["model"] != REAL_MODEL})
     df = results.downstream_frame(rows)
     outdir.mkdir(parents=True, exist_ok=True)
     pq = outdir / "downstream.parquet"

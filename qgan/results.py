@@ -325,7 +325,7 @@ def setting_id(config: dict[str, Any]) -> str:
 #: (classifier_seed). docs/analysis.md, "Downstream measures", says what each measure means.
 DOWNSTREAM_SCHEMA: dict[str, tuple[str, str]] = {
     "trial_id": ("string", "the trial (config.json trial_id, else its folder name)"),
-    "model": ("string", "arm: qcbm, bernoulli or product"),
+    "model": ("string", "arm: qcbm, bernoulli or product; `real` in the real-vs-real floor rows"),
     "phase": ("string", "the trial's phase (the scarce class of the classifier)"),
     "n": ("int64", "latent size of the trial"),
     "seed": ("int64", "the trial's seed"),
@@ -337,6 +337,8 @@ DOWNSTREAM_SCHEMA: dict[str, tuple[str, str]] = {
     "value": ("float64", "the measure's value"),
 }
 DOWNSTREAM_COLUMNS: tuple[str, ...] = tuple(DOWNSTREAM_SCHEMA)
+#: `model` of the floor rows: held-out real images measured in place of a trial's (n 0, seed -1).
+REAL_FLOOR_MODEL = "real"
 #: measure -> (family, higher is better, meaning).
 DOWNSTREAM_MEASURES: dict[str, tuple[str, bool, str]] = {
     "accuracy": ("augmentation", True, "ferrite/bainite accuracy on the balanced held-out real test set"),

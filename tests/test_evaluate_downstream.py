@@ -1,5 +1,6 @@
-"""`qgan evaluate`: every measure for every completed trial of a run; the augmentation measure credits new
-information, not class balance; pure noise scores worse than held-out real images on every measure."""
+"""`qgan evaluate`: every measure for every completed trial of a run; adding copies of the scarce images (more
+of the same, better class balance) gains nothing beyond seed noise; pure noise scores worse than held-out real
+images on every measure."""
 import dataclasses
 import json
 import time
@@ -23,7 +24,7 @@ def two_phase(tmp_path_factory):
 def evaluator(two_phase, tmp_path_factory):
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    s = dataclasses.replace(EvalSettings(**PRESETS["quick"]), classifier_seeds=4)
+    s = dataclasses.replace(EvalSettings(**PRESETS["quick"]), classifier_seeds=6)
     yield Evaluator(load_real(two_phase, 0, s, []), s, tmp_path_factory.mktemp("cache"))
     torch.set_num_threads(previous)
 
@@ -44,14 +45,12 @@ def _gains(rows):
     return df[(df["augmentation"] == "gain") & (df["measure"] == "accuracy")]["value"].to_numpy()
 
 
-def test_copies_of_the_scarce_images_gain_nothing_beyond_seed_noise_while_new_real_images_gain(evaluator, held_out):
-    copies = _gains(evaluator.augmentation("ferrite", lambda scarce: scarce.copy()))
-    new = _gains(evaluator.augmentation("ferrite", held_out))
-    base = pd.DataFrame(evaluator.augmentation("ferrite", held_out))
-    assert base[base["augmentation"] == "none"]["value"].mean() < 0.9   # the premise: real-only is not at ceiling
+def test_copies_of_the_scarce_images_gain_nothing_beyond_seed_noise(evaluator):
+    rows = pd.DataFrame(evaluator.augmentation("ferrite", lambda scarce: np.concatenate([scarce] * 3)))
+    assert rows[rows["augmentation"] == "none"]["value"].mean() < 0.9   # the premise: real-only is not at ceiling
+    copies = _gains(rows.to_dict("records"))
     se = copies.std(ddof=1) / np.sqrt(len(copies))
-    assert abs(copies.mean()) <= 2.5 * se + 0.01, (copies.mean(), se)
-    assert (new - copies).mean() > 2.5 * (new - copies).std(ddof=1) / np.sqrt(len(new)), (new, copies)
+    assert se > 0 and abs(copies.mean()) <= 2.5 * se + 0.01, (copies.mean(), se)
 
 
 def test_pure_noise_scores_worse_than_held_out_real_images_on_every_measure(evaluator, held_out):
@@ -92,7 +91,7 @@ def test_evaluate_on_a_tiny_run_writes_every_measure_for_every_completed_trial(t
     from qgan.data import load_dataset
     from qgan.data.dataset import shuffled_phase_indices
 
-    data = write_two_phase_dataset(tmp_path / "two.npz", 220, seed=2)
+    data = write_two_phase_dataset(tmp_path / "two.npz", 300, seed=2)
     run = tmp_path / "run"
     base = _tiny_run(run, data, monkeypatch)
     t0 = time.perf_counter()
@@ -100,7 +99,12 @@ def test_evaluate_on_a_tiny_run_writes_every_measure_for_every_completed_trial(t
     assert time.perf_counter() - t0 < 60
     df = pd.read_parquet(run / "downstream.parquet")
     assert tuple(df.columns) == results.DOWNSTREAM_COLUMNS
+    floor = df[df["model"] == results.REAL_FLOOR_MODEL]
+    df = df[df["model"] != results.REAL_FLOOR_MODEL]
     assert sorted(df["trial_id"].unique()) == ["bernoulli-s0", "product-s0", "qcbm-s0"]
+    assert set(floor["measure"]) == set(results.DOWNSTREAM_MEASURES) and set(floor["phase"]) == {"ferrite"}
+    fd = lambda d: d[d["measure"] == "frechet_distance"]["value"]  # noqa: E731
+    assert fd(floor).max() < fd(df).min()     # 2-epoch generators lie far above the real-vs-real floor
     s = EvalSettings(**PRESETS["quick"])
     for tid, g in df.groupby("trial_id"):
         assert set(g["measure"]) == set(results.DOWNSTREAM_MEASURES), tid
@@ -143,7 +147,7 @@ def test_a_trial_whose_checkpoint_belongs_to_another_trial_is_skipped_with_its_r
     from qgan.train import run_trial
 
     monkeypatch.setenv("QGAN_CACHE_DIR", str(tmp_path / "cache"))
-    data = write_two_phase_dataset(tmp_path / "two.npz", 220, seed=2)
+    data = write_two_phase_dataset(tmp_path / "two.npz", 300, seed=2)
     base = dict(n=3, train_size=16, eval_size=8, batch_size=8, width=4, epochs=1, data_source=data,
                 n_samples_saved=0, checkpoint_every=100, model="bernoulli")
     for seed in (0, 1):

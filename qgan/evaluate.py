@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -455,8 +454,10 @@ def generated_images(trial: TrialDir, count: int, seed: int) -> np.ndarray:
 def evaluate_run(run_dir: str | os.PathLike, settings: EvalSettings | None = None, progress: bool = True,
                  out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Evaluate every completed trial of run_dir; writes downstream.parquet, downstream.json and the feature
-    classifier's cache .downstream/ (in `out`, default run_dir; the run is then only read) and returns {"rows", "trials", "skipped", "seconds", "files"}. ValueError /
-    FileNotFoundError for a run without evaluable trials or real data too small for the settings."""
+    classifier's cache .downstream/ into `out` (default run_dir; otherwise the run is only read).
+
+    Returns {"rows", "trials", "skipped", "seconds", "files"}. ValueError / FileNotFoundError for a run without
+    evaluable trials or real data too small for the settings."""
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()

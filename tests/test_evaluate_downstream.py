@@ -78,8 +78,8 @@ def _tiny_run(run, data, monkeypatch):
                 qcbm_samples=32, data_source=data, n_samples_saved=0, checkpoint_every=100, seed=0)
     for model in ("bernoulli", "product", "qcbm"):
         tid = f"{model}-s0"
-        run_trial({**base, "model": model}, out_dir=run / "trials" / tid, checkpoint=run / "trials" / tid / "checkpoint",
-                  trial_id=tid)
+        folder = run / "trials" / tid
+        run_trial({**base, "model": model}, out_dir=folder, checkpoint=folder / "checkpoint", trial_id=tid)
     (run / "trials" / "left-out").mkdir()
     (run / "trials" / "left-out" / "config.json").write_text(json.dumps({**base, "model": "qcbm"}))
     (run / "trials" / "left-out" / "summary.json").write_text(json.dumps({"status": "running"}))

@@ -239,6 +239,9 @@ def report_section(arms: pd.DataFrame, pairs: pd.DataFrame, figure: str | None, 
                  schema.ARM_NAMES.get(str(r["favours"]), str(r["favours"]))] for _, r in pairs.iterrows()]
         L += [md_table(prow, ["comparison", "phase", "measure", "pairs", "A − B", f"{pct} % CI", "Wilcoxon p",
                               "CI favours"]), ""]
+        k = int((pairs["n_pairs"] > 1).sum())
+        L += [f"{k} intervals at {pct} %: about {max(1, round(k * (1 - confidence)))} of them would exclude 0 by "
+              "chance alone if no arm differed; read a lone \"favours\" as a lead, not a finding.", ""]
         if pairs["note"].notna().any():
             L += ["Notes: " + "; ".join(sorted(set(pairs["note"].dropna().astype(str)))), ""]
     if figure:

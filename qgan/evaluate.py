@@ -487,7 +487,7 @@ def evaluate_run(run_dir: str | os.PathLike, settings: EvalSettings | None = Non
                         seed=-1)
             rows += [{**base, **r} for r in ev.measure(phase, real.roles[phase]["floor"])]
         for t in group:
-            bar.set_postfix_str(t.trial_id[-24:])
+            bar.set_postfix_str(t.trial_id[-40:])
             try:
                 images = generated_images(t, s.n_generated, s.seed)
             except (ValueError, RuntimeError, OSError, KeyError) as exc:  # an old config, a foreign checkpoint

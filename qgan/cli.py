@@ -19,9 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qgan import train_cli
 
     train_cli.register(sub)
-    from qgan import evaluate
+    from qgan import evaluate_cli
 
-    evaluate.register(sub)
+    evaluate_cli.register(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ images on every measure."""
 import dataclasses
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -160,3 +161,11 @@ def test_a_trial_whose_checkpoint_belongs_to_another_trial_is_skipped_with_its_r
     meta = json.loads((tmp_path / "run" / "downstream.json").read_text())
     assert res["trials"] == 1 and meta["trials"] == ["s0"]
     assert meta["skipped"][0]["trial"] == "s1" and "different trial" in meta["skipped"][0]["reason"]
+
+
+def test_the_qgan_parser_with_evaluate_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from qgan.cli import build_parser; build_parser(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

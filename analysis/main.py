@@ -1,7 +1,8 @@
 """`python -m analysis RUN_DIR [--out DIR]`: a run's trials -> Parquet tables, statistics, figures, report.md.
 
 Outputs (all written atomically under OUT, default RUN_DIR/analysis): trials.parquet, epochs.parquet,
-improvement.parquet, pairs.parquet, winrate.parquet, figures/*.png|pdf, report.md. Schemas: docs/analysis.md.
+improvement.parquet, pairs.parquet, winrate.parquet, figures/*.png|pdf, report.md, and, when RUN_DIR holds
+`qgan evaluate`'s downstream.parquet, downstream_arms.parquet and downstream_pairs.parquet. Schemas: docs/analysis.md.
 """
 from __future__ import annotations
 
@@ -159,15 +160,47 @@ def _analyse(col: Any, run: Path, out: Path, t0: float, resamples: int, confiden
                                        confidence)
         notes += fig_notes
         files += [p for v in figs.values() for p in v]
+    down_lines, down_files = _downstream(col, run, out, resamples, confidence, seed, figures)
+    files += down_files
     from .report import write_report
 
     seconds = time.perf_counter() - t0
-    text = write_report(out / "report.md", run, t, imp, win, figs, notes, seconds, resamples, confidence)
+    text = write_report(out / "report.md", run, t, imp, win, figs, notes, seconds, resamples, confidence,
+                        downstream=down_lines)
     files.append(write_text(text, out / "report.md"))
     return {"files": files, "trials": len(t), "usable": int(t["usable"].sum()),
             "paired": int((imp["pair_status"] == "paired").sum()), "unpaired": int((imp["pair_status"] != "paired").sum()),
             "comparisons": int(imp["comparison"].nunique()),
             "seconds": time.perf_counter() - t0, "out": out}
+
+
+def _downstream(col: Any, run: Path, out: Path, resamples: int, confidence: float, seed: int,
+                figures: bool) -> tuple[list[str], list[Path]]:
+    """When RUN_DIR/downstream.parquet exists (`qgan evaluate`): its per-arm and paired tables, figure and
+    report lines; ([], []) otherwise."""
+    import numpy as np
+
+    from . import downstream as ds
+
+    df = ds.read_downstream(run)
+    if df is None:
+        return [], []
+    rng = np.random.default_rng(seed)
+    arms = ds.arm_table(df, rng, resamples, confidence)
+    pairs = ds.pairs_table(df, col.configs, rng, resamples, confidence)
+    files = [write_parquet(arms, out / "downstream_arms.parquet", "downstream_arms.parquet"),
+             write_parquet(pairs, out / "downstream_pairs.parquet", "downstream_pairs.parquet")]
+    rel = None
+    if figures:
+        fig = ds.downstream_figure(arms)
+        if fig is not None:
+            from .figures import save_figure
+
+            (out / "figures").mkdir(parents=True, exist_ok=True)
+            paths = save_figure(fig, out / "figures" / "downstream")
+            files += paths
+            rel = paths[0].relative_to(out).as_posix()
+    return ds.report_section(arms, pairs, rel, confidence), files
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -313,8 +313,9 @@ def _prior_section(trials: pd.DataFrame, improvement: pd.DataFrame) -> list[str]
 
 def write_report(path: Path, run_dir: Path, trials: pd.DataFrame, improvement: pd.DataFrame,
                  winrate: pd.DataFrame, figures: dict[str, list[Path]], notes: list[str], seconds: float,
-                 resamples: int, confidence: float) -> str:
-    """Compose report.md (returned as text; the caller writes it atomically)."""
+                 resamples: int, confidence: float, downstream: list[str] | None = None) -> str:
+    """Compose report.md (returned as text; the caller writes it atomically); `downstream`: the lines of the
+    downstream section (analysis.downstream.report_section), if any."""
     out_dir = path.parent
     rel = lambda p: Path(p).relative_to(out_dir).as_posix()
     n_all, n_use = len(trials), int(trials["usable"].sum())
@@ -345,6 +346,7 @@ def write_report(path: Path, run_dir: Path, trials: pd.DataFrame, improvement: p
     L += _diversity_section(trials)
     L += _pool_section(trials)
     L += _prior_section(trials, improvement)
+    L += list(downstream or [])
     unp = improvement[improvement["pair_status"] != "paired"]
     L += ["## Unpaired settings", ""]
     if len(unp):

@@ -246,12 +246,49 @@ WINRATE_COLUMNS: list[tuple[str, str, str]] = [
     ("note", "string", "limits of the test (too few seeds, not independent, ...), else null"),
 ]
 
+DOWNSTREAM_ARMS_COLUMNS: list[tuple[str, str, str]] = [
+    ("phase", "string", "the trials' phase"),
+    ("n", "int64", "latent size"),
+    ("model", "string", "the arm"),
+    ("family", "string", "augmentation, feature or physical (downstream.parquet)"),
+    ("measure", "string", "the measure (qgan.results.DOWNSTREAM_MEASURES)"),
+    ("scarce_size", "int64", "real images of the scarce phase (0: n/a)"),
+    ("augmentation", "string", "none, generated or gain ('' n/a)"),
+    ("n_trials", "int64", "trials averaged"),
+    ("mean", "float64", "mean over trials of the per-trial value (itself a mean over classifier seeds)"),
+    ("sd", "float64", "standard deviation over trials (NaN with fewer than 2)"),
+    ("ci_low", "float64", "bootstrap CI of the mean, lower end (BCa; percentile where degenerate)"),
+    ("ci_high", "float64", "upper end"),
+    ("higher_is_better", "bool", "direction of the measure"),
+]
+
+DOWNSTREAM_PAIRS_COLUMNS: list[tuple[str, str, str]] = [
+    ("comparison", "string", "the comparison A_vs_B"),
+    ("arm_a", "string", "arm A"),
+    ("arm_b", "string", "arm B"),
+    ("phase", "string", "phase of the paired trials (pooled over their settings)"),
+    ("family", "string", "augmentation, feature or physical"),
+    ("measure", "string", "the measure"),
+    ("scarce_size", "int64", "real images of the scarce phase (0: n/a)"),
+    ("augmentation", "string", "generated or gain ('' n/a)"),
+    ("n_pairs", "int64", "paired trials (arm-A trial with its same-seed arm-B partner)"),
+    ("mean_diff", "float64", "mean over pairs of value_A - value_B"),
+    ("ci_low", "float64", "bootstrap CI of the mean difference, lower end"),
+    ("ci_high", "float64", "upper end"),
+    ("wilcoxon_p", "float64", "two-sided Wilcoxon signed-rank p of the differences (NaN with < 2 non-zero)"),
+    ("higher_is_better", "bool", "direction of the measure"),
+    ("favours", "string", "the arm the CI favours (it excludes 0), else neither"),
+    ("note", "string", "limits: too few pairs, BCa fallback, shared partners"),
+]
+
 TABLES: dict[str, list[tuple[str, str, str]]] = {
     "trials.parquet": TRIALS_COLUMNS,
     "epochs.parquet": EPOCHS_COLUMNS,
     "improvement.parquet": IMPROVEMENT_COLUMNS,
     "pairs.parquet": PAIRS_COLUMNS,
     "winrate.parquet": WINRATE_COLUMNS,
+    "downstream_arms.parquet": DOWNSTREAM_ARMS_COLUMNS,
+    "downstream_pairs.parquet": DOWNSTREAM_PAIRS_COLUMNS,
 }
 
 

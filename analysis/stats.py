@@ -210,3 +210,35 @@ def seeds_for_power(sd: float, ri: float = 0.2, alpha: float = 0.05, power: floa
         if paired_t_power(k, sd, effect, alpha) >= power:
             return k
     raise ValueError(f"more than {maximum} seeds needed for sd {sd:g} and RI {ri:g}")
+
+
+def bootstrap_mean_ci(values: Sequence[float], rng: np.random.Generator, resamples: int = 10000,
+                      confidence: float = 0.95) -> BootstrapCI:
+    """Bootstrap CI of the mean of `values` (e.g. paired differences over seeds): scipy.stats.bootstrap, BCa,
+    percentile where BCa is degenerate (fewer than 3 values, no spread); (nan, nan, None, note) with fewer
+    than 2 finite values or resamples < 1."""
+    x = np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64)
+    if len(x) < 2:
+        return BootstrapCI(math.nan, math.nan, None, f"only {len(x)} value(s): no confidence interval")
+    if resamples < 1:
+        return BootstrapCI(math.nan, math.nan, None, "no bootstrap requested (resamples = 0)")
+    if float(np.ptp(x)) == 0.0:
+        return BootstrapCI(float(x[0]), float(x[0]), None, "all values equal: the interval is the value")
+
+    def run(method: str) -> tuple[float, float, bool]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = sps.bootstrap((x,), np.mean, vectorized=True, n_resamples=int(resamples),
+                                confidence_level=confidence, method=method, rng=rng)
+        degenerate = any(issubclass(w.category, sps.DegenerateDataWarning) for w in caught)
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        return lo, hi, degenerate or not (math.isfinite(lo) and math.isfinite(hi))
+
+    if len(x) < 3:
+        lo, hi, _ = run("percentile")
+        return BootstrapCI(lo, hi, "percentile", f"{len(x)} values: BCa needs at least 3, percentile interval")
+    lo, hi, bad = run("BCa")
+    if not bad:
+        return BootstrapCI(lo, hi, "BCa", None)
+    lo, hi, _ = run("percentile")
+    return BootstrapCI(lo, hi, "percentile", "BCa degenerate: percentile interval")

@@ -1,4 +1,4 @@
-"""The `qgan` command: `qgan data ...` (dataset tools) and `qgan train ...` (one trial).
+"""The `qgan` command: `qgan data ...` (dataset tools), `qgan train ...` (one trial), `qgan evaluate RUN_DIR`.
 
 Each sub-command module exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 Errors a user can fix (bad input files, bad values) are raised as ValueError / FileNotFoundError and printed
@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qgan import train_cli
 
     train_cli.register(sub)
+    from qgan import evaluate_cli
+
+    evaluate_cli.register(sub)
     return parser
 
 

@@ -317,3 +317,62 @@ def trial_key(config: dict[str, Any]) -> str:
 def setting_id(config: dict[str, Any]) -> str:
     """The hash of a trial's setting (identity minus seed)."""
     return key_id(setting_fields(config))
+
+
+# ----------------------------------------------------------------------------------------- downstream.parquet
+#: `qgan evaluate RUN_DIR` writes RUN_DIR/downstream.parquet: one row per trial, measure and setting (long
+#: format), columns in this order. Not-applicable settings hold 0 (scarce_size), "" (augmentation) or -1
+#: (classifier_seed). docs/analysis.md, "Downstream measures", says what each measure means.
+DOWNSTREAM_SCHEMA: dict[str, tuple[str, str]] = {
+    "trial_id": ("string", "the trial (config.json trial_id, else its folder name)"),
+    "model": ("string", "arm: qcbm, bernoulli or product; `real` in the real-vs-real floor rows"),
+    "phase": ("string", "the trial's phase (the scarce class of the classifier)"),
+    "n": ("int64", "latent size of the trial"),
+    "seed": ("int64", "the trial's seed"),
+    "family": ("string", "augmentation, feature or physical"),
+    "measure": ("string", "one of DOWNSTREAM_MEASURES"),
+    "scarce_size": ("int64", "real images of the trial's phase in the classifier's training set (0: n/a)"),
+    "augmentation": ("string", "none (real only), generated (plus the trial's images), gain (difference); '' n/a"),
+    "classifier_seed": ("int64", "seed of the classifier's init and batches (-1: n/a)"),
+    "value": ("float64", "the measure's value"),
+}
+DOWNSTREAM_COLUMNS: tuple[str, ...] = tuple(DOWNSTREAM_SCHEMA)
+#: `model` of the floor rows: held-out real images measured in place of a trial's (n 0, seed -1).
+REAL_FLOOR_MODEL = "real"
+#: measure -> (family, higher is better, meaning).
+DOWNSTREAM_MEASURES: dict[str, tuple[str, bool, str]] = {
+    "accuracy": ("augmentation", True, "ferrite/bainite accuracy on the balanced held-out real test set"),
+    "balanced_f1": ("augmentation", True, "macro F1 (mean of the two per-class F1) on the held-out real test set"),
+    "frechet_distance": ("feature", False, "Frechet distance of generated vs real reference features"),
+    "precision": ("feature", True, "share of generated features inside the real k-NN manifold (fidelity)"),
+    "recall": ("feature", True, "share of real features inside the generated k-NN manifold (diversity)"),
+    "phase_fraction_tv": ("physical", False, "total variation between generated and real phase-label fractions"),
+    "phase_label_invalid": ("physical", False, "share of generated phase pixels farther than 1/4 label step from "
+                                               "every allowed label 0..3"),
+    "iq_w1": ("physical", False, "1-Wasserstein distance of the IQ pixel histograms (0..1)"),
+    "kam_w1": ("physical", False, "1-Wasserstein distance of the KAM pixel histograms (degrees)"),
+    "ks_w1": ("physical", False, "1-Wasserstein distance of the KS-deviation pixel histograms (degrees)"),
+    "grain_area_w1": ("physical", False, "1-Wasserstein distance of the central-grain area fractions per image"),
+}
+#: The columns that name one measured quantity of a trial (its rows differ only in classifier_seed).
+DOWNSTREAM_KEYS: tuple[str, ...] = ("family", "measure", "scarce_size", "augmentation")
+#: The augmentation settings of the augmentation rows.
+AUGMENTATIONS: tuple[str, ...] = ("none", "generated", "gain")
+#: downstream.json (beside downstream.parquet): the settings and the real-data split of the evaluation.
+DOWNSTREAM_META_FIELDS: dict[str, str] = {
+    "settings": "every option of the evaluation (sizes, steps, seeds, image counts)",
+    "split": "per dataset source: where the real images came from and how many went to each role",
+    "trials": "trial ids evaluated",
+    "skipped": "trial folders left out, with the reason",
+    "seconds": "wall time of the evaluation",
+}
+
+
+def downstream_frame(rows: Iterable[dict[str, Any]]):
+    """Rows -> pandas DataFrame with exactly the downstream.parquet columns and dtypes."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(list(rows), columns=list(DOWNSTREAM_COLUMNS))
+    for name, (dtype, _) in DOWNSTREAM_SCHEMA.items():
+        df[name] = df[name].astype(dtype)
+    return df

@@ -23,9 +23,11 @@ def _string_sequences(path: Path):
             yield node.lineno, [e.value for e in node.elts]
 
 
-def test_epoch_columns_and_summary_fields_are_listed_in_results_only():
+def test_epoch_columns_summary_fields_and_downstream_columns_are_listed_in_results_only():
     names = {"epoch columns": set(results.EPOCH_COLUMNS) - {"epoch", "mmd", "seconds"},
-             "summary fields": set(results.SUMMARY_FIELDS) - {"status", "theta"}}
+             "summary fields": set(results.SUMMARY_FIELDS) - {"status", "theta"},
+             "downstream columns": set(results.DOWNSTREAM_COLUMNS) - {"trial_id", "model", "phase", "n", "seed"},
+             "downstream measures": set(results.DOWNSTREAM_MEASURES)}
     offenders = []
     for pkg in PACKAGES:
         for path in sorted((ROOT / pkg).rglob("*.py")):

@@ -127,15 +127,22 @@ def build_synthetic(phase: str, count: int, seed: int = 0, params=None, workers:
     return Dataset(images, np.full(len(images), phase), meta)
 
 
+def shuffled_phase_indices(labels: np.ndarray, phase: str, seed: int) -> np.ndarray:
+    """Indices (K,) of the images labelled `phase`, in the seeded order `get_dataset` takes them from a file
+    (its first `count` are the subset of that count and seed)."""
+    idx = np.flatnonzero(np.asarray(labels) == phase)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
+    return idx[rng.permutation(len(idx))]
+
+
 def _subset_from_file(path: str, phase: str, count: int, seed: int) -> Dataset:
     ds = load_dataset(path)
-    idx = np.flatnonzero(ds.labels == phase)
-    if len(idx) == 0:
+    order = shuffled_phase_indices(ds.labels, phase, seed)
+    if len(order) == 0:
         raise ValueError(f"{path}: no images labelled {phase!r} (labels: {', '.join(sorted(set(ds.labels)))})")
-    if count > len(idx):
-        raise ValueError(f"{path}: asked for {count} {phase} images but the file holds {len(idx)}")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
-    pick = idx[rng.permutation(len(idx))[:count]]
+    if count > len(order):
+        raise ValueError(f"{path}: asked for {count} {phase} images but the file holds {len(order)}")
+    pick = order[:count]
     meta = {"source": os.path.abspath(path), "phase": phase, "count": int(count), "seed": int(seed),
             "version": DATA_VERSION, "parent_meta": ds.meta}
     return Dataset(ds.images[pick], ds.labels[pick], meta)

@@ -104,23 +104,33 @@ def bootstrap_ri_ci(mmd_b: np.ndarray, mmd_a: np.ndarray, rng: np.random.Generat
         return BootstrapCI(math.nan, math.nan, None,
                            "an arm-A MMD is not positive: Eq. 10 undefined in some resamples, no CI")
 
+    return _bca_or_percentile((b, a), _ri_statistic, True, rng, resamples, confidence,
+                              f"{k} seeds: BCa needs at least 3, percentile interval",
+                              "BCa degenerate (no spread among the resamples): percentile interval")
+
+
+def _bca_or_percentile(data: tuple, statistic, paired: bool, rng: np.random.Generator, resamples: int,
+                       confidence: float, few_note: str, degenerate_note: str) -> BootstrapCI:
+    """`scipy.stats.bootstrap` of `statistic` over `data` (arrays of equal length k): BCa, or the percentile
+    method with `few_note` when k < 3 and with `degenerate_note` when BCa is degenerate or not finite."""
+
     def run(method: str) -> tuple[float, float, bool]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = sps.bootstrap((b, a), _ri_statistic, paired=True, vectorized=True, n_resamples=int(resamples),
+            res = sps.bootstrap(data, statistic, paired=paired, vectorized=True, n_resamples=int(resamples),
                                 confidence_level=confidence, method=method, rng=rng)
         degenerate = any(issubclass(w.category, sps.DegenerateDataWarning) for w in caught)
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
         return lo, hi, degenerate or not (math.isfinite(lo) and math.isfinite(hi))
 
-    if k < 3:
+    if len(data[0]) < 3:
         lo, hi, _ = run("percentile")
-        return BootstrapCI(lo, hi, "percentile", f"{k} seeds: BCa needs at least 3, percentile interval")
+        return BootstrapCI(lo, hi, "percentile", few_note)
     lo, hi, bad = run("BCa")
     if not bad:
         return BootstrapCI(lo, hi, "BCa", None)
     lo, hi, _ = run("percentile")
-    return BootstrapCI(lo, hi, "percentile", "BCa degenerate (no spread among the resamples): percentile interval")
+    return BootstrapCI(lo, hi, "percentile", degenerate_note)
 
 
 def bootstrap_ri(mmd_b: np.ndarray, mmd_a: np.ndarray, rng: np.random.Generator, resamples: int = 10000,
@@ -225,20 +235,6 @@ def bootstrap_mean_ci(values: Sequence[float], rng: np.random.Generator, resampl
     if float(np.ptp(x)) == 0.0:
         return BootstrapCI(float(x[0]), float(x[0]), None, "all values equal: the interval is the value")
 
-    def run(method: str) -> tuple[float, float, bool]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            res = sps.bootstrap((x,), np.mean, vectorized=True, n_resamples=int(resamples),
-                                confidence_level=confidence, method=method, rng=rng)
-        degenerate = any(issubclass(w.category, sps.DegenerateDataWarning) for w in caught)
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        return lo, hi, degenerate or not (math.isfinite(lo) and math.isfinite(hi))
-
-    if len(x) < 3:
-        lo, hi, _ = run("percentile")
-        return BootstrapCI(lo, hi, "percentile", f"{len(x)} values: BCa needs at least 3, percentile interval")
-    lo, hi, bad = run("BCa")
-    if not bad:
-        return BootstrapCI(lo, hi, "BCa", None)
-    lo, hi, _ = run("percentile")
-    return BootstrapCI(lo, hi, "percentile", "BCa degenerate: percentile interval")
+    return _bca_or_percentile((x,), np.mean, False, rng, resamples, confidence,
+                              f"{len(x)} values: BCa needs at least 3, percentile interval",
+                              "BCa degenerate: percentile interval")

@@ -57,8 +57,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="Ray Tune's per-trial boxes and status tables and Ray's INFO logs, as well as "
                              "the progress line")
     parser.add_argument("--mlflow", default=None, metavar="URI",
-                        help="also log every trial to MLflow at this tracking URI (e.g. file:///path/mlruns or "
-                             "http://host:5000); needs the [mlflow] extra")
+                        help="also log every trial to MLflow at this tracking URI (e.g. sqlite:///path/mlflow.db or "
+                             "http://host:5000; MLflow 3 refuses a plain file store); needs the [mlflow] extra")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray")
     parser.add_argument("--ray-temp-dir", default=None, help="temp dir of the embedded local Ray")
 

@@ -51,6 +51,7 @@ class SweepProgress(tune.Callback):
         self.t0 = clock()
         self.epochs_at_start = sum(self.epochs.values())
         self.last_print = -float("inf")
+        self.last_counts: tuple[int, ...] | None = None  # what the last log line said
         self.bar = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class SweepProgress(tune.Callback):
             return
         now = self.clock()
         counts = (len(self.finished), len(self.running), len(self.failed), self.epochs_done())
-        if (force and counts != getattr(self, "last_counts", None)) or now - self.last_print >= self.interval_s:
+        if (force and counts != self.last_counts) or now - self.last_print >= self.interval_s:
             self.last_print, self.last_counts = now, counts
             print(self.line(), file=self.stream, flush=True)
 

@@ -232,11 +232,10 @@ def run_grid(phase: str, argv: list[str] | None = None) -> int:
                                          "trials": trials}, indent=2, default=str), "sweep.json")
         results = fit_grid(trainable, trials, args, run_dir, max_failures=max_failures,
                            max_concurrent=args.max_concurrent)
-        ok = report(run_dir, trials, results)
     finally:
-        if embedded:
+        if embedded:  # before the report: what exiting workers print at shutdown must not follow its last line
             ray.shutdown()
-    return 0 if ok else 1
+    return 0 if report(run_dir, trials, results) else 1
 
 
 def fit_grid(trainable, trials: list[dict[str, Any]], args: argparse.Namespace, run_dir: str, *,

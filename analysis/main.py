@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from qgan import results
+
 from . import schema
 from .collect import check_run_dir, collect
 from .improvement import ALIASES, improvement_table
@@ -200,7 +202,7 @@ def _downstream(col: Any, run: Path, out: Path, resamples: int, confidence: floa
             paths = save_figure(fig, out / "figures" / "downstream")
             files += paths
             rel = paths[0].relative_to(out).as_posix()
-    return ds.report_section(arms, pairs, rel, confidence), files
+    return ds.report_section(arms, pairs, rel, confidence, results.augmentation_headroom(df)), files
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

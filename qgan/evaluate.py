@@ -10,7 +10,9 @@ augmentation  a small CNN tells ferrite (class 0) from bainite (class 1). It is 
               each class, drawn uniformly with replacement within the class), so adding copies of the scarce
               images changes nothing: only new information can help. The same classifier seeds (init and
               batches) and the same real sets for every trial of a dataset, so arms are paired; the real-only
-              runs are computed once per (phase, size, seed) and shared.
+              runs are computed once per (phase, size, seed) and shared. The classifier sees the `channels`
+              of the settings (all five by default). Where even new real images (the floor rows) gain nothing,
+              the measure cannot speak: downstream.json "headroom" says so (results.augmentation_headroom).
 feature       Frechet distance and k-NN precision / recall (Kynkaanniemi et al. 2019) of the generated images
               against a real reference set, in the 4*width pooled features of a `PhaseNet` trained once per
               dataset on real patches of both phases (cached under RUN_DIR/.downstream/ or OUT/.downstream/,
@@ -69,6 +71,10 @@ class EvalSettings:
     width: int = 8
     knn_k: int = 3
     seed: int = 0
+    #: channels the augmentation classifier sees (results.CHANNEL_KEYS); the feature classifier sees all five.
+    channels: tuple[str, ...] = results.CHANNEL_KEYS
+    #: class-balanced batches (the measure's premise); False only to show what balance does (tests).
+    balanced: bool = True
 
     def validate(self) -> None:
         if not self.scarce_sizes or min(self.scarce_sizes) < 1:
@@ -81,6 +87,14 @@ class EvalSettings:
             raise ValueError(f"batch-size must be >= 2 (half of each class), got {self.batch_size}")
         if not 1 <= self.knn_k < min(self.reference_size, self.n_generated):
             raise ValueError(f"knn-k must lie in 1..{min(self.reference_size, self.n_generated) - 1}, got {self.knn_k}")
+        bad = [c for c in self.channels if c not in results.CHANNEL_KEYS]
+        if bad or not self.channels or len(set(self.channels)) != len(self.channels):
+            raise ValueError(f"channels must be distinct names among {','.join(results.CHANNEL_KEYS)}, "
+                             f"got {','.join(self.channels) or 'none'}")
+
+    def channel_index(self) -> list[int]:
+        """Indices of `channels` in the image's channel axis, in image order."""
+        return [i for i, c in enumerate(results.CHANNEL_KEYS) if c in self.channels]
 
     def role_sizes(self) -> dict[str, int]:
         """Real images per phase in each role (ROLES order)."""
@@ -107,16 +121,16 @@ def make_generator(*key: int) -> torch.Generator:
 
 # ---------------------------------------------------------------------------------------------- the CNN
 class PhaseNet(nn.Module):
-    """Ferrite (0) / bainite (1) classifier: (B, 5, 60, 60) in [0, 1] -> logits (B, 2).
+    """Ferrite (0) / bainite (1) classifier: (B, C, 60, 60) in [0, 1] -> logits (B, 2) (C = `in_channels`).
 
-    Conv(5,w,4,stride 2) 30 -> ReLU -> Conv(w,2w,3,stride 2) 15 -> ReLU -> Conv(2w,4w,3,stride 2) 8 -> ReLU
+    Conv(C,w,4,stride 2) 30 -> ReLU -> Conv(w,2w,3,stride 2) 15 -> ReLU -> Conv(2w,4w,3,stride 2) 8 -> ReLU
     -> global mean -> `features` (B, 4w) -> Linear(4w, 2)."""
 
-    def __init__(self, width: int = 8) -> None:
+    def __init__(self, width: int = 8, in_channels: int = 5) -> None:
         super().__init__()
         w = int(width)
         self.body = nn.Sequential(
-            nn.Conv2d(5, w, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(int(in_channels), w, 4, 2, 1), nn.ReLU(),
             nn.Conv2d(w, 2 * w, 3, 2, 1), nn.ReLU(),
             nn.Conv2d(2 * w, 4 * w, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(4 * w, 2)
@@ -134,27 +148,31 @@ def unit(images: np.ndarray) -> torch.Tensor:
 
 
 def train_classifier(class0: np.ndarray, class1: np.ndarray, steps: int, batch_size: int, lr: float, width: int,
-                     generator: torch.Generator) -> PhaseNet:
-    """A PhaseNet trained with Adam for `steps` class-balanced batches.
+                     generator: torch.Generator, balanced: bool = True) -> PhaseNet:
+    """A PhaseNet trained with Adam for `steps` batches of 2 * (batch_size // 2) images.
 
-    class0, class1: uint8 (N0 | N1, 5, 60, 60). Each batch holds batch_size // 2 images of each class, drawn
-    uniformly with replacement within the class (all indices for all steps drawn up front from `generator`),
-    so the class sizes never change what a batch looks like on average."""
+    class0, class1: uint8 (N0 | N1, C, 60, 60). balanced: each batch holds batch_size // 2 images of each
+    class, drawn uniformly with replacement within the class, so the class sizes never change what a batch
+    looks like on average; otherwise the batch is drawn uniformly from the pooled N0 + N1 images (the classes
+    in proportion to their sizes). All indices for all steps are drawn up front from `generator`."""
     from qgan.models import init_weights
 
-    net = PhaseNet(width)
+    net = PhaseNet(width, class0.shape[1])
     init_weights(net, generator)
     x = torch.cat([unit(class0), unit(class1)])
-    h = batch_size // 2
+    n0, n1, h = len(class0), len(class1), batch_size // 2
     u = torch.rand(steps, 2, h, generator=generator, dtype=torch.float64)
-    i0 = (u[:, 0] * len(class0)).long().clamp_(max=len(class0) - 1)
-    i1 = (u[:, 1] * len(class1)).long().clamp_(max=len(class1) - 1) + len(class0)
-    idx = torch.cat([i0, i1], 1)                                        # (steps, 2h)
-    y = torch.cat([torch.zeros(h, dtype=torch.long), torch.ones(h, dtype=torch.long)])
+    if balanced:
+        i0 = (u[:, 0] * n0).long().clamp_(max=n0 - 1)
+        i1 = (u[:, 1] * n1).long().clamp_(max=n1 - 1) + n0
+        idx = torch.cat([i0, i1], 1)                                    # (steps, 2h)
+    else:
+        idx = (u.reshape(steps, 2 * h) * (n0 + n1)).long().clamp_(max=n0 + n1 - 1)
+    y = (idx >= n0).long()                                              # (steps, 2h) class of each draw
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     for s in range(steps):
-        loss = nn.functional.cross_entropy(net(x[idx[s]]), y)
+        loss = nn.functional.cross_entropy(net(x[idx[s]]), y[s])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -349,15 +367,18 @@ class Evaluator:
         self.net = feature_net(real, settings, cache_dir)
         self.ref_features = {ph: features(self.net, real.roles[ph]["reference"]) for ph in PHASES}
         self._baseline: dict[tuple[str, int, int], tuple[float, float]] = {}
-        self.test_x = np.concatenate([real.roles[ph]["test"] for ph in PHASES])
+        self.channels = settings.channel_index()
+        self.test_x = np.concatenate([real.roles[ph]["test"][:, self.channels] for ph in PHASES])
         self.test_y = np.repeat(np.arange(2), [len(real.roles[ph]["test"]) for ph in PHASES])
 
     def _classify(self, phase: str, scarce: np.ndarray, cseed: int) -> tuple[float, float]:
         other = PHASES[1 - PHASES.index(phase)]
         fixed = self.real.roles[other]["train"][: self.s.other_size]
         c0, c1 = (scarce, fixed) if phase == PHASES[0] else (fixed, scarce)
+        c0, c1 = c0[:, self.channels], c1[:, self.channels]
         gen = make_generator(self.s.seed, 2, PHASES.index(phase), len(self.real.roles[phase]["train"]), cseed)
-        net = train_classifier(c0, c1, self.s.classifier_steps, self.s.batch_size, self.s.lr, self.s.width, gen)
+        net = train_classifier(c0, c1, self.s.classifier_steps, self.s.batch_size, self.s.lr, self.s.width, gen,
+                               balanced=self.s.balanced)
         return accuracy_f1(self.test_y, predict(net, self.test_x))
 
     def augmentation(self, phase: str, extra: np.ndarray | Callable[[np.ndarray], np.ndarray]
@@ -508,11 +529,18 @@ def evaluate_run(run_dir: str | os.PathLike, settings: EvalSettings | None = Non
     pq = outdir / "downstream.parquet"
     atomic_write(pq, lambda tmp: df.to_parquet(tmp, index=False))
     seconds = time.perf_counter() - t0
-    values = {"settings": dataclasses.asdict(s), "split": split, "trials": evaluated,
-              "skipped": skipped, "seconds": seconds}
+    headroom = results.augmentation_headroom(df)
+    values = {"settings": dataclasses.asdict(s), "split": split, "trials": evaluated, "skipped": skipped,
+              "headroom": headroom.to_dict("records"), "seconds": seconds}
     meta = {k: values[k] for k in results.DOWNSTREAM_META_FIELDS}   # the declared fields, in their order
     results.write_json(outdir / "downstream.json", meta)
     for k in skipped:
         print(f"qgan evaluate: skipped {k['trial']}: {k['reason']}", file=sys.stderr)
+    mute = headroom[(headroom["measure"] == "accuracy") & (headroom["verdict"] != "informative")]
+    if len(mute):
+        where = ", ".join(f"{r.phase} {r.scarce_size} ({r.verdict})" for r in mute.itertuples())
+        print(f"qgan evaluate: the augmentation measure cannot credit any arm at {where}: new real images gain "
+              "nothing there either; a harder task may help (smaller --scarce-sizes, --channels iq; docs/analysis.md)",
+              file=sys.stderr)
     return {"rows": len(df), "trials": len(evaluated), "skipped": len(skipped), "seconds": seconds,
-            "files": [pq, outdir / "downstream.json"]}
+            "headroom": headroom, "files": [pq, outdir / "downstream.json"]}

@@ -19,6 +19,8 @@ def settings_from_args(args) -> Any:
             base[name] = v
     if args.scarce_sizes:
         base["scarce_sizes"] = tuple(_ints(args.scarce_sizes))
+    if args.channels is not None:
+        base["channels"] = tuple(c.strip().lower() for c in args.channels.split(",") if c.strip())
     s = EvalSettings(**base)
     s.validate()
     return s
@@ -66,6 +68,9 @@ def register(subparsers) -> None:
                        ("--classifier-steps", "Adam steps per classifier"),
                        ("--feature-steps", "Adam steps of the feature classifier"), ("--seed", "evaluation seed")):
         p.add_argument(flag, type=int, default=None, metavar="N", help=what)
+    p.add_argument("--channels", metavar="A,B,..", default=None,
+                   help="channels the augmentation classifier sees, among iq,phase,kam,ks,mask (default all five; "
+                        "fewer make a harder task where the five-channel one is at ceiling)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="write downstream.parquet / .json and the cache here (default RUN_DIR; python -m analysis "
                         "reads them from RUN_DIR)")

@@ -30,6 +30,8 @@ MODELS: tuple[str, ...] = ("qcbm", "bernoulli", "product")
 STATUSES: tuple[str, ...] = ("completed", "failed", "running")
 #: Names of the five image channels, in order (docs/data.md).
 CHANNELS: tuple[str, ...] = ("IQ", "phase", "KAM", "KS deviation", "grain mask")
+#: Short names of the same channels, in the same order (command-line flags such as `qgan evaluate --channels`).
+CHANNEL_KEYS: tuple[str, ...] = ("iq", "phase", "kam", "ks", "mask")
 
 # ----------------------------------------------------------------------------------------- field roles
 #: Fields only the QCBM circuit reads (qcbm); product and bernoulli trials ignore them.
@@ -364,8 +366,52 @@ DOWNSTREAM_META_FIELDS: dict[str, str] = {
     "split": "per dataset source: where the real images came from and how many went to each role",
     "trials": "trial ids evaluated",
     "skipped": "trial folders left out, with the reason",
+    "headroom": "per phase, scarce size and measure: can the augmentation measure speak (augmentation_headroom)",
     "seconds": "wall time of the evaluation",
 }
+#: The real-only classifier is "at ceiling" when its mean accuracy reaches this: nothing can be gained.
+HEADROOM_CEILING = 0.99
+#: Columns of `augmentation_headroom` (downstream.json "headroom", report.md).
+HEADROOM_COLUMNS: tuple[str, ...] = ("phase", "scarce_size", "measure", "classifier_seeds", "real_only",
+                                     "real_gain", "real_gain_low", "real_gain_high", "verdict")
+#: verdict -> meaning.
+HEADROOM_VERDICTS: dict[str, str] = {
+    "informative": "new real images raise the score (the gain's 95 % interval lies above 0): the task has room "
+                   "and the measure can credit generated images that carry new information",
+    "at ceiling": f"the real-only classifier already scores >= {HEADROOM_CEILING}: no arm can gain",
+    "no headroom": "even new real images do not raise the score beyond seed noise: no arm can be credited",
+}
+
+
+def augmentation_headroom(frame):
+    """Whether the augmentation measure of a downstream.parquet frame can speak, per phase, scarce size and
+    measure: the real-only score and the gain of the real floor rows (n_generated *new real* images added to
+    the scarce class) over classifier seeds, with a 95 % t interval. Returns a DataFrame (HEADROOM_COLUMNS);
+    verdict as HEADROOM_VERDICTS. A generated set can only be credited where new real images gain."""
+    import pandas as pd
+    from scipy import stats
+
+    aug = frame[(frame["family"].astype(str) == "augmentation")]
+    rows = []
+    for (phase, size, measure), g in aug.groupby(["phase", "scarce_size", "measure"], observed=True, sort=True):
+        base = g[g["augmentation"].astype(str) == "none"].groupby("classifier_seed")["value"].first()
+        gain = g[(g["model"].astype(str) == REAL_FLOOR_MODEL) & (g["augmentation"].astype(str) == "gain")]
+        v = gain["value"].to_numpy(np.float64)
+        mean = float(v.mean()) if len(v) else float("nan")
+        if len(v) > 1 and v.std(ddof=1) > 0:
+            half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+        else:
+            half = 0.0 if len(v) > 1 else float("nan")
+        real_only = float(base.mean()) if len(base) else float("nan")
+        if real_only >= HEADROOM_CEILING:
+            verdict = "at ceiling"
+        elif np.isfinite(half) and mean - half > 0:
+            verdict = "informative"
+        else:
+            verdict = "no headroom"
+        rows.append((str(phase), int(size), str(measure), int(len(base)), real_only, mean, mean - half,
+                     mean + half, verdict))
+    return pd.DataFrame(rows, columns=list(HEADROOM_COLUMNS))
 
 
 def downstream_frame(rows: Iterable[dict[str, Any]]):

@@ -9,8 +9,13 @@ from qgan import results
 SHIFT = {"bernoulli": 0.0, "product": 0.5, "qcbm": 1.0}
 
 
-def _downstream(run, folders):
+def _downstream(run, folders, real_gains=None):
     rows = []
+    for cs, gain in enumerate(real_gains or []):    # the real-vs-real floor: new real images added
+        for aug, v in (("none", 0.8), ("generated", 0.8 + gain), ("gain", gain)):
+            rows.append(dict(trial_id="real/ferrite", model=results.REAL_FLOOR_MODEL, phase="ferrite", n=0, seed=-1,
+                             family="augmentation", measure="accuracy", scarce_size=25, augmentation=aug,
+                             classifier_seed=cs, value=v))
     for f in folders:
         cfg = pd.read_json(f / "config.json", typ="series")
         base = dict(trial_id=cfg["trial_id"], model=cfg["model"], phase=cfg["phase"], n=int(cfg["n"]),
@@ -52,3 +57,19 @@ def test_a_run_without_downstream_parquet_gets_no_downstream_section(tmp_path):
     run_analysis(run, tmp_path / "out", resamples=50, figures=False, progress=False)
     assert not (tmp_path / "out" / "downstream_pairs.parquet").exists()
     assert "Downstream" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_report_says_whether_the_augmentation_measure_can_speak(tmp_path):
+    """Readable only where new real images gain beyond seed noise; otherwise the report says no arm can be
+    credited."""
+    run = tmp_path / "run"
+    folders = make_run(run, phases=("ferrite",), ns=(4,), train_sizes=(64,), seeds=(0, 1), models=("bernoulli", "qcbm"))
+    said = {}
+    for name, gains in (("flat", [0.0, 0.01, -0.01]), ("room", [0.10, 0.12, 0.11])):
+        _downstream(run, folders, real_gains=gains)
+        run_analysis(run, tmp_path / name, resamples=50, figures=False, progress=False)
+        said[name] = (tmp_path / name / "report.md").read_text()
+    assert "### Can the augmentation measure speak?" in said["flat"]
+    assert "cannot credit any arm" in said["flat"] and "**no headroom**" in said["flat"]
+    assert "cannot credit any arm" not in said["room"] and "**informative**" in said["room"]
+    assert "can be read at ferrite 25 only" in said["room"]

@@ -136,9 +136,10 @@ def _label(r: pd.Series) -> str:
     return m + (" (↑)" if _higher(str(r["measure"])) else " (↓)")
 
 
-def downstream_figure(arms: pd.DataFrame):
+def downstream_figure(arms: pd.DataFrame, headroom: pd.DataFrame | None = None):
     """One panel per measured quantity (augmentation: the gain): the mean per arm with its CI, one marker
-    per (phase, n)."""
+    per (phase, n). An augmentation panel whose headroom (results.augmentation_headroom) is not informative for
+    any phase is greyed and titled so: its differences are noise."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,7 +182,13 @@ def downstream_figure(arms: pd.DataFrame):
         for v in fl["mean"]:
             ax.axhline(float(v), color="tab:green", lw=1.0, ls=":", label="real vs real" if i == 0 else None)
         ax.set_xticks(range(len(models)), [schema.ARM_NAMES[m] for m in models], fontsize=8)
-        ax.set_title(_label(q), fontsize=8)
+        title = _label(q)
+        if headroom is not None and str(q["family"]) == "augmentation":
+            h = headroom[(headroom["measure"] == q["measure"]) & (headroom["scarce_size"] == q["scarce_size"])]
+            if len(h) and not (h["verdict"] == "informative").any():
+                ax.set_facecolor("0.93")
+                title += f"\n{'/'.join(sorted(set(h['verdict'])))}: cannot credit any arm"
+        ax.set_title(title, fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
     for i in range(k, nrow * ncol):
         axes[i // ncol][i % ncol].axis("off")

@@ -192,9 +192,10 @@ def _downstream(col: Any, run: Path, out: Path, resamples: int, confidence: floa
     pairs = ds.pairs_table(df, col.configs, rng, resamples, confidence)
     files = [write_parquet(arms, out / "downstream_arms.parquet", "downstream_arms.parquet"),
              write_parquet(pairs, out / "downstream_pairs.parquet", "downstream_pairs.parquet")]
+    headroom = results.augmentation_headroom(df)
     rel = None
     if figures:
-        fig = ds.downstream_figure(arms)
+        fig = ds.downstream_figure(arms, headroom)
         if fig is not None:
             from .figures import save_figure
 
@@ -202,7 +203,7 @@ def _downstream(col: Any, run: Path, out: Path, resamples: int, confidence: floa
             paths = save_figure(fig, out / "figures" / "downstream")
             files += paths
             rel = paths[0].relative_to(out).as_posix()
-    return ds.report_section(arms, pairs, rel, confidence, results.augmentation_headroom(df)), files
+    return ds.report_section(arms, pairs, rel, confidence, headroom), files
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qgan import results
 from qgan.results import key_id, normalize_value, pair_fields, setting_fields  # noqa: F401  (the one identity)
 
 from . import schema

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any

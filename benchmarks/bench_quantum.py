@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from timing import best_of
 
-from qgan.quantum import Ansatz, probabilities, sample_indices
+from qgan.quantum import Ansatz, probabilities
 from qgan.quantum.backends import ExactBackend
 
 

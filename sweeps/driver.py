@@ -30,7 +30,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="smoke", choices=P.PRESETS, help="grid preset (default: smoke)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE,
                         help="results root: a directory or a pyarrow URI such as s3://bucket/runs "
-                             f"(default: $QGAN_RUNS_DIR or ~/qgan-runs); must be shared by all nodes of a cluster")
+                             "(default: $QGAN_RUNS_DIR or ~/qgan-runs); must be shared by all nodes of a cluster")
     parser.add_argument("--name", default=None,
                         help="run name (folder under --storage); default <phase>-<preset>-<UTC time>; with "
                              "--resume and no --name: the latest <phase>-<preset>-* run")

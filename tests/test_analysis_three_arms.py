@@ -10,7 +10,6 @@ from scipy import stats as sps
 from analysis import collect, run_analysis, schema
 from analysis.fakerun import BASE_CONFIG, make_run, write_trial
 from analysis.improvement import improvement_table
-from analysis.winrate import winrate_table
 
 EFFECT = {("ferrite", 4, 64): 0.5, ("ferrite", 6, 64): -0.3}     # qcbm vs bernoulli
 PRODUCT = {("ferrite", 4, 64): 0.2, ("ferrite", 6, 64): 0.4}     # product vs bernoulli

@@ -36,7 +36,6 @@ Every exception message raised here has the token scrubbed (`qgan.ionq.secrets.s
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import random
 import threading

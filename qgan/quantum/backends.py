@@ -14,7 +14,7 @@ import torch
 
 from qgan.quantum.ansatz import Ansatz
 from qgan.quantum.sampling import inverse_cdf
-from qgan.quantum.simulator import probabilities, probability_chunks
+from qgan.quantum.simulator import probability_chunks
 
 BACKEND_NAMES = ("exact", "aer", "aer-noisy", "ionq")
 

@@ -270,7 +270,7 @@ def _prepare(ansatz: Ansatz, thetas: torch.Tensor) -> list:
     """Small per-parameter-vector tensors for the whole batch (cheap; computed once, then sliced per chunk):
     [layer-0 state pieces, then per layer (RXX angles t * -1/2 or None, gate blocks)]."""
     th = thetas.to(_compute_dtype(thetas.dtype))
-    n, m = ansatz.n, ansatz.n // 2
+    m = ansatz.n // 2
     vr, vi = _region1(ansatz, th)  # X-basis single-qubit vectors after region 1
     lo, hi = _kron_vec(vr[:, :m], vi[:, :m]), _kron_vec(vr[:, m:], vi[:, m:])  # (B, 2**m), (B, 2**(n-m))
     layers = []

@@ -5,7 +5,6 @@ with matrix products (Gram trick), never with loops over pairs.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
